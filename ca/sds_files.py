@@ -1,0 +1,153 @@
+"""The file layout Envoy's file-based SDS watches, written with the atomic-writer pattern.
+
+A workload directory looks like this (the Kubernetes atomic-writer layout)::
+
+    ..2026_01_31_12_00_00.000001.ab12cd/   cert.pem  key.pem  bundle.pem   (one version)
+    ..data -> ..2026_01_31_12_00_00.000001.ab12cd
+    cert.pem -> ..data/cert.pem            key.pem -> ..data/key.pem
+    bundle.pem -> ..data/bundle.pem
+
+A new version is written into a fresh timestamped directory and fsynced, then ``..data``
+is replaced by a rename, so a reader (Envoy, watching the directory) sees either the old or
+the new certificate, key and bundle together, never a mix and never a partial file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .bundle import TrustBundle
+from .fsio import atomic_write, fsync_dir, write_new_file
+from .x509_svid import X509Svid
+
+DATA_LINK = "..data"
+CERT_FILE = "cert.pem"
+KEY_FILE = "key.pem"
+BUNDLE_FILE = "bundle.pem"
+SDS_CERT_CONFIG = "sds-cert.json"
+SDS_BUNDLE_CONFIG = "sds-bundle.json"
+_TMP_LINK = "..data_tmp"
+_SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+
+def write_version(directory: Path, files: Mapping[str, bytes], secret: frozenset[str]) -> Path:
+    """Publish ``files`` as the directory's new version; names in ``secret`` get mode 0600.
+
+    Returns the new version directory. Older versions are removed once the swap is done.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y_%m_%d_%H_%M_%S.%f")
+    version = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=directory))
+    for name, data in files.items():
+        write_new_file(version / name, data, 0o600 if name in secret else 0o644)
+    fsync_dir(version)
+    os.chmod(version, 0o755)
+    tmp_link = directory / _TMP_LINK
+    tmp_link.unlink(missing_ok=True)
+    os.symlink(version.name, tmp_link)
+    os.replace(tmp_link, directory / DATA_LINK)
+    for name in files:
+        _ensure_user_link(directory, name)
+    fsync_dir(directory)
+    _remove_old_versions(directory, keep=version.name)
+    return version
+
+
+def _ensure_user_link(directory: Path, name: str) -> None:
+    link = directory / name
+    target = f"{DATA_LINK}/{name}"
+    if link.is_symlink() and os.readlink(link) == target:
+        return
+    tmp = directory / f"..{name}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _remove_old_versions(directory: Path, keep: str) -> None:
+    for entry in directory.iterdir():
+        if entry.name.startswith("..") and entry.name != keep and entry.name != DATA_LINK:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def current_version(directory: Path) -> Path | None:
+    """The version directory ``..data`` points to, or None before the first write."""
+    link = directory / DATA_LINK
+    if not link.is_symlink():
+        return None
+    return directory / os.readlink(link)
+
+
+def repair(directory: Path) -> None:
+    """Remove what an interrupted :func:`write_version` left behind (an unpublished version
+    directory or a temporary link); the published version is never touched."""
+    current = current_version(directory)
+    if directory.is_dir():
+        _remove_old_versions(directory, keep=current.name if current else "")
+
+
+def write_svid_files(directory: Path, svid: X509Svid, bundle: TrustBundle) -> Path:
+    """Publish an SVID (chain, key) and the trust bundle in the SDS layout."""
+    return write_version(
+        directory,
+        {
+            CERT_FILE: svid.chain_pem(),
+            KEY_FILE: svid.private_key_pem(),
+            BUNDLE_FILE: bundle.to_pem(),
+        },
+        secret=frozenset({KEY_FILE}),
+    )
+
+
+def envoy_secrets(
+    directory: Path, cert_secret: str = "spiffe_svid", bundle_secret: str = "spiffe_bundle"
+) -> dict[str, dict[str, Any]]:
+    """Envoy ``Secret`` resources reading this directory, keyed by secret name.
+
+    Both watch the directory, so Envoy reloads certificate, key and bundle together when
+    ``..data`` moves.
+    """
+    directory = directory.resolve()
+    watched = {"path": str(directory)}
+    return {
+        cert_secret: {
+            "@type": _SECRET_TYPE,
+            "name": cert_secret,
+            "tls_certificate": {
+                "certificate_chain": {"filename": str(directory / CERT_FILE)},
+                "private_key": {"filename": str(directory / KEY_FILE)},
+                "watched_directory": watched,
+            },
+        },
+        bundle_secret: {
+            "@type": _SECRET_TYPE,
+            "name": bundle_secret,
+            "validation_context": {
+                "trusted_ca": {"filename": str(directory / BUNDLE_FILE)},
+                "watched_directory": watched,
+            },
+        },
+    }
+
+
+def write_envoy_sds_configs(
+    directory: Path, cert_secret: str = "spiffe_svid", bundle_secret: str = "spiffe_bundle"
+) -> tuple[Path, Path]:
+    """Write the two file-based SDS documents Envoy's ``path_config_source`` points at
+    (Envoy wants one secret per SDS file). Returns (certificate config, bundle config)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    secrets = envoy_secrets(directory, cert_secret, bundle_secret)
+    paths = (directory / SDS_CERT_CONFIG, directory / SDS_BUNDLE_CONFIG)
+    for path, name in zip(paths, (cert_secret, bundle_secret), strict=True):
+        atomic_write(path, json.dumps({"resources": [secrets[name]]}, indent=2).encode())
+    return paths
