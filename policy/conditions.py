@@ -1,0 +1,205 @@
+"""`when` / `unless` conditions compiled once into closures, and their semantics.
+
+A condition is evaluated left to right with short-circuit `and` / `or` (so
+``has jwt.x and jwt.x == "a"`` is safe). A missing attribute or a value of the wrong
+type raises :class:`EvalError`; the caller makes the rule fail closed (a deny matches,
+an allow does not) and reports the message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import model
+from .identity import Identity
+from .request import Request
+
+
+class EvalError(Exception):
+    """A condition that cannot be evaluated for this request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """A request as conditions see it: identity parsed, path canonical, host without port."""
+
+    request: Request
+    identity: Identity | None
+    path: str
+    host: str | None
+
+
+Getter = Callable[[Context], Any]
+Predicate = Callable[[Context], bool]
+_MISSING: Any = object()
+
+
+def compile_condition(cond: model.Cond) -> Predicate:
+    """Compile a checked condition into a predicate that may raise :class:`EvalError`."""
+    if isinstance(cond, model.AllOf):
+        parts = tuple(compile_condition(c) for c in cond.operands)
+        return lambda ctx: all(p(ctx) for p in parts)
+    if isinstance(cond, model.AnyOf):
+        parts = tuple(compile_condition(c) for c in cond.operands)
+        return lambda ctx: any(p(ctx) for p in parts)
+    if isinstance(cond, model.NotCond):
+        inner = compile_condition(cond.operand)
+        return lambda ctx: not inner(ctx)
+    getter = attribute_getter(cond.attribute)
+    if isinstance(cond, model.HasAttr):
+        return lambda ctx: getter(ctx) is not _MISSING
+    name = cond.attribute.dotted
+    test = _operator(cond.op, cond.operand, name)
+
+    def compare(ctx: Context) -> bool:
+        value = getter(ctx)
+        if value is _MISSING:
+            raise EvalError(f"{name} is missing")
+        return test(value)
+
+    return compare
+
+
+def attribute_getter(attr: model.AttributeRef) -> Getter:
+    """A function returning the attribute's value for a request, or the MISSING marker."""
+    parts = attr.parts
+    root = parts[0]
+    if root == "jwt":
+        claim_path = parts[1:]
+
+        def jwt(ctx: Context) -> Any:
+            value: Any = ctx.request.jwt
+            for key in claim_path:
+                if not isinstance(value, Mapping) or key not in value:
+                    return _MISSING
+                value = value[key]
+            return _MISSING if value is None else value
+
+        return jwt
+    if parts[:2] == ("request", "headers"):
+        header = parts[2]
+        return lambda ctx: ctx.request.headers.get(header, _MISSING)
+    getter = _FIXED_GETTERS[parts]
+    return lambda ctx: _or_missing(getter(ctx))
+
+
+def _or_missing(value: Any) -> Any:
+    return _MISSING if value is None else value
+
+
+def _identity_field(name: str) -> Getter:
+    return lambda ctx: getattr(ctx.identity, name) if ctx.identity is not None else None
+
+
+_FIXED_GETTERS: dict[tuple[str, ...], Getter] = {
+    ("source", "principal"): _identity_field("spiffe_id"),
+    ("source", "namespace"): _identity_field("namespace"),
+    ("source", "service_account"): _identity_field("service_account"),
+    ("source", "trust_domain"): _identity_field("trust_domain"),
+    ("source", "ip"): lambda ctx: ctx.request.source_ip,
+    ("request", "method"): lambda ctx: ctx.request.method,
+    ("request", "path"): lambda ctx: ctx.path,
+    ("request", "host"): lambda ctx: ctx.host,
+    ("destination", "service"): lambda ctx: ctx.request.destination,
+    ("destination", "port"): lambda ctx: ctx.request.port,
+    ("connection", "sni"): lambda ctx: ctx.request.sni,
+}
+assert set(_FIXED_GETTERS) == set(model.FIXED_ATTRIBUTES)
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, str):
+        return isinstance(b, str)
+    return isinstance(a, int | float) and isinstance(b, int | float)
+
+
+def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]:
+    def wrong(value: Any, wanted: str) -> EvalError:
+        return EvalError(f"{name} is {type(value).__name__}, not {wanted}")
+
+    if op in ("==", "!="):
+        negate = op == "!="
+
+        def eq(value: Any) -> bool:
+            if not _same_kind(value, operand):
+                raise wrong(value, type(operand).__name__)
+            return bool(value == operand) != negate
+
+        return eq
+    if op == "in":
+        options = operand if isinstance(operand, tuple) else (operand,)
+
+        def member(value: Any) -> bool:
+            if isinstance(value, list | dict | tuple):
+                raise wrong(value, "a single value")
+            return any(_same_kind(value, o) and value == o for o in options)
+
+        return member
+    if op == "contains":
+
+        def contains(value: Any) -> bool:
+            if isinstance(value, str):
+                # Space-separated claims (OAuth `scope`): whole tokens, never substrings.
+                return isinstance(operand, str) and operand in value.split()
+            if isinstance(value, list | tuple):
+                return any(_same_kind(v, operand) and v == operand for v in value)
+            raise wrong(value, "a list")
+
+        return contains
+    if op == "matches":
+        regex = re.compile(fnmatch.translate(str(operand)), re.DOTALL)
+
+        def glob(value: Any) -> bool:
+            if not isinstance(value, str):
+                raise wrong(value, "a string")
+            return regex.match(value) is not None
+
+        return glob
+    if op == "within":
+        networks = [ipaddress.ip_network(str(n)) for n in _as_tuple(operand)]
+
+        def within(value: Any) -> bool:
+            if not isinstance(value, str):
+                raise wrong(value, "an IP address")
+            try:
+                address = ipaddress.ip_address(value)
+            except ValueError:
+                raise EvalError(f"{name} is not an IP address: {value!r}") from None
+            return any(address in n for n in networks)
+
+        return within
+    raise AssertionError(f"unknown operator {op}")  # the checker admits no other
+
+
+def _as_tuple(value: model.Value) -> tuple[model.Value, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCondition:
+    """A rule's `when` and `unless`, compiled: matches iff when holds and unless does not."""
+
+    when: Predicate | None
+    unless: Predicate | None
+
+    def holds(self, ctx: Context) -> bool:
+        if self.when is not None and not self.when(ctx):
+            return False
+        return not (self.unless is not None and self.unless(ctx))
+
+
+def compile_rule_condition(rule: model.Rule) -> RuleCondition | None:
+    """None when the rule has no conditions at all (the common, fast case)."""
+    if rule.when is None and rule.unless is None:
+        return None
+    return RuleCondition(
+        compile_condition(rule.when) if rule.when is not None else None,
+        compile_condition(rule.unless) if rule.unless is not None else None,
+    )

@@ -1,0 +1,89 @@
+"""What the evaluator answers: allowed or not, which rules decided, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class AuditOutcome:
+    """A dry-run rule that matched: what it would have done."""
+
+    rule_id: str
+    effect: Literal["allow", "deny"]
+
+    def __str__(self) -> str:
+        return f"would {self.effect} ({self.rule_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleError:
+    """A rule whose conditions could not be evaluated (it failed closed)."""
+
+    rule_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer. ``rule_ids`` name the rules that decided (sorted; empty when the
+    service default or the absence of any policy decided); ``reason`` is a stable string."""
+
+    allowed: bool
+    rule_ids: tuple[str, ...]
+    reason: str
+    audit: tuple[AuditOutcome, ...] = ()
+    errors: tuple[RuleError, ...] = ()
+
+    @property
+    def rule_id(self) -> str | None:
+        """The first deciding rule, for headers and logs that carry one id."""
+        return self.rule_ids[0] if self.rule_ids else None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "allowed": self.allowed,
+            "decision": "allow" if self.allowed else "deny",
+            "rules": list(self.rule_ids),
+            "reason": self.reason,
+        }
+        if self.audit:
+            out["audit"] = [{"rule": a.rule_id, "would": a.effect} for a in self.audit]
+        if self.errors:
+            out["errors"] = [{"rule": e.rule_id, "error": e.message} for e in self.errors]
+        return out
+
+
+def decide(
+    destination: str,
+    default: Literal["allow", "deny"],
+    denies: list[str],
+    allows: list[str],
+    audit: list[AuditOutcome],
+    errors: list[RuleError],
+) -> Decision:
+    """Combine matched rules into a decision: deny wins, then allow, then the default.
+
+    Both the decision tables and the reference interpreter end here, so the combining
+    semantics live in exactly one place.
+    """
+    audit_t = tuple(sorted(audit, key=lambda a: a.rule_id))
+    errors_t = tuple(sorted(errors, key=lambda e: e.rule_id))
+    if denies:
+        ids = tuple(sorted(denies))
+        return Decision(False, ids, f"denied by rule {ids[0]}", audit_t, errors_t)
+    if allows:
+        ids = tuple(sorted(allows))
+        return Decision(True, ids, f"allowed by rule {ids[0]}", audit_t, errors_t)
+    if default == "allow":
+        return Decision(True, (), f"allowed by the default of {destination}", audit_t, errors_t)
+    return Decision(False, (), f"denied: no rule of {destination} allows", audit_t, errors_t)
+
+
+def no_policy(destination: str) -> Decision:
+    return Decision(False, (), f"denied: no policy for destination {destination}")
+
+
+def ambiguous_path(reason: str) -> Decision:
+    return Decision(False, (), f"denied: ambiguous path ({reason})")

@@ -1,0 +1,137 @@
+"""Errors as data: source spans, diagnostics, and their human and JSON renderings.
+
+Every stage (parser, checker, linter) reports problems as :class:`Diagnostic` values
+carrying a :class:`Span`, so a person sees ``file:line:col``, the source line and a
+caret, and a tool sees the same facts as JSON.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns count from 1."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+        }
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a policy, with where it is and how to fix it."""
+
+    code: str
+    message: str
+    span: Span
+    severity: Severity = Severity.ERROR
+    help: str | None = None
+    expected: tuple[str, ...] = ()
+    suggestion: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "location": self.span.to_json(),
+        }
+        if self.help:
+            out["help"] = self.help
+        if self.expected:
+            out["expected"] = list(self.expected)
+        if self.suggestion:
+            out["suggestion"] = self.suggestion
+        return out
+
+
+@dataclass
+class SourceSet:
+    """The texts diagnostics point into, by file name, for rendering source lines."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def line(self, file: str, line: int) -> str | None:
+        text = self.texts.get(file)
+        if text is None:
+            return None
+        lines = text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+class PolicyError(Exception):
+    """Raised when a policy set has errors; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], sources: SourceSet | None = None):
+        self.diagnostics = tuple(diagnostics)
+        self.sources = sources or SourceSet()
+        first = self.diagnostics[0] if self.diagnostics else None
+        summary = f"{first.span}: {first.message}" if first else "policy error"
+        more = len(self.diagnostics) - 1
+        super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt ``name``, if one is close enough."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def render_human(diagnostics: Iterable[Diagnostic], sources: SourceSet) -> str:
+    """``file:line:col: severity[code]: message``, the source line, a caret, then help."""
+    blocks = []
+    for d in diagnostics:
+        lines = [f"{d.span}: {d.severity.value}[{d.code}]: {d.message}"]
+        src = sources.line(d.span.file, d.span.line)
+        if src is not None:
+            width = 1
+            if d.span.end_line == d.span.line and d.span.end_column > d.span.column:
+                width = d.span.end_column - d.span.column
+            gutter = f"{d.span.line:>4} | "
+            lines.append(gutter + src.expandtabs(1))
+            lines.append(" " * (len(gutter) + d.span.column - 1) + "^" * width)
+        if d.expected:
+            lines.append("  expected " + _join_alternatives(d.expected))
+        if d.suggestion:
+            lines.append(f"  did you mean {d.suggestion}?")
+        if d.help:
+            lines.append(f"  help: {d.help}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    return json.dumps({"diagnostics": [d.to_json() for d in diagnostics]}, indent=2)
+
+
+def _join_alternatives(items: Sequence[str]) -> str:
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " or " + items[-1]

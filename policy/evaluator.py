@@ -1,0 +1,64 @@
+"""Decide a request against compiled decision tables. Pure, and closed on failure."""
+
+from __future__ import annotations
+
+from .conditions import Context, EvalError
+from .decision import AuditOutcome, Decision, RuleError, ambiguous_path, decide, no_policy
+from .identity import peer_identity
+from .paths import AmbiguousPathError, canonical_path
+from .request import Request
+from .tables import CompiledPolicy
+
+
+def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
+    """The decision for one request.
+
+    Default deny (also for a destination no policy names); any matching deny wins; else
+    any matching allow allows; audit rows are reported, never decide; a row whose
+    condition cannot be evaluated matches if it denies and fails if it allows.
+    Any unexpected failure is a deny that says so.
+    """
+    try:
+        return _evaluate(policy, request)
+    except Exception as exc:  # fail closed, whatever went wrong
+        return Decision(False, (), f"denied: internal error ({type(exc).__name__})")
+
+
+def _evaluate(policy: CompiledPolicy, request: Request) -> Decision:
+    table = policy.table_for(request.destination, request.port)
+    if table is None:
+        return no_policy(request.destination)
+    try:
+        path = canonical_path(request.path)
+    except AmbiguousPathError as exc:
+        return ambiguous_path(str(exc))
+    identity = peer_identity(request.principal)
+    host = request.host_name
+    hits = table.candidates(request.method, path, host, request.port, identity, request.source_ip)
+    denies: list[str] = []
+    allows: list[str] = []
+    audit: list[AuditOutcome] = []
+    errors: list[RuleError] = []
+    ctx: Context | None = None
+    rows = table.rows
+    while hits:
+        low = hits & -hits
+        hits ^= low
+        row = rows[low.bit_length() - 1]
+        if row.condition is not None:
+            if ctx is None:
+                ctx = Context(request, identity, path, host)
+            try:
+                matched = row.condition.holds(ctx)
+            except EvalError as exc:
+                errors.append(RuleError(row.rule_id, str(exc)))
+                matched = row.effect == "deny"  # fail closed
+            if not matched:
+                continue
+        if row.audit:
+            audit.append(AuditOutcome(row.rule_id, row.effect))
+        elif row.effect == "deny":
+            denies.append(row.rule_id)
+        else:
+            allows.append(row.rule_id)
+    return decide(table.destination, table.default, denies, allows, audit, errors)

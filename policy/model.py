@@ -1,0 +1,198 @@
+"""The checked model: a policy set after names are resolved and every value validated.
+
+This is what the compiler, the reference interpreter, the bundle and the tooling work
+from. It holds no syntax, only meaning, plus the span each rule came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .diagnostics import Span
+from .paths import PathPattern
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Effect = Literal["allow", "deny"]
+
+
+# --- attributes ----------------------------------------------------------------------
+
+AttrType = Literal["string", "number", "bool", "list", "ip", "any"]
+
+# Attributes a condition may name, with their types. `jwt.*` claims are dynamic ("any")
+# except the registered claims whose types RFC 7519 fixes.
+FIXED_ATTRIBUTES: dict[tuple[str, ...], AttrType] = {
+    ("source", "principal"): "string",
+    ("source", "namespace"): "string",
+    ("source", "service_account"): "string",
+    ("source", "trust_domain"): "string",
+    ("source", "ip"): "ip",
+    ("request", "method"): "string",
+    ("request", "path"): "string",
+    ("request", "host"): "string",
+    ("destination", "service"): "string",
+    ("destination", "port"): "number",
+    ("connection", "sni"): "string",
+}
+REGISTERED_CLAIMS: dict[str, AttrType] = {
+    "iss": "string",
+    "sub": "string",
+    "exp": "number",
+    "nbf": "number",
+    "iat": "number",
+    "jti": "string",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeRef:
+    """A resolved attribute: ``root`` is source/request/jwt/destination/connection."""
+
+    parts: tuple[str, ...]
+    type: AttrType
+
+    @property
+    def dotted(self) -> str:
+        out = self.parts[0]
+        for part in self.parts[1:]:
+            out += f".{part}" if part.isidentifier() else f'["{part}"]'
+        return out
+
+
+# --- conditions ----------------------------------------------------------------------
+
+Value = str | int | float | bool | tuple["Value", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cmp:
+    """``attr op operand``; op is ==, !=, in, contains, matches (glob), within (CIDRs)."""
+
+    op: Literal["==", "!=", "in", "contains", "matches", "within"]
+    attribute: AttributeRef
+    operand: Value
+
+
+@dataclass(frozen=True, slots=True)
+class HasAttr:
+    attribute: AttributeRef
+
+
+@dataclass(frozen=True, slots=True)
+class NotCond:
+    operand: Cond
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    operands: tuple[Cond, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    operands: tuple[Cond, ...]
+
+
+Cond = Cmp | HasAttr | NotCond | AllOf | AnyOf
+
+
+# --- sources -------------------------------------------------------------------------
+
+SourceKind = Literal[
+    "any", "authenticated", "unauthenticated", "id", "namespace", "trust_domain", "cidr"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One way a caller can match. ``id`` is a full SPIFFE ID; ``namespace`` is
+    ``trust_domain/namespace``; ``cidr`` is a network in canonical text."""
+
+    kind: SourceKind
+    value: str = ""
+
+    def describe(self) -> str:
+        if self.kind in ("any", "authenticated", "unauthenticated"):
+            return self.kind
+        if self.kind == "namespace":
+            td, ns = self.value.split("/", 1)
+            return f'namespace "{ns}" (trust domain {td})'
+        if self.kind == "cidr":
+            return f'ip "{self.value}"'
+        if self.kind == "trust_domain":
+            return f'trust_domain "{self.value}"'
+        return f'"{self.value}"'
+
+
+# --- rules and services --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostPattern:
+    """An exact host, or ``*.suffix``; always lower-case, never with a port."""
+
+    text: str
+
+    def matches(self, host: str) -> bool:
+        if self.text.startswith("*."):
+            return host.endswith(self.text[1:]) and len(host) > len(self.text) - 1
+        return host == self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    rule_id: str
+    effect: Effect
+    audit: bool  # dry-run: evaluated and reported, never decides
+    methods: frozenset[str] | None  # None: any method
+    paths: tuple[PathPattern, ...] | None  # None: any path
+    hosts: tuple[HostPattern, ...] | None
+    ports: frozenset[int] | None
+    sources: tuple[Source, ...]
+    when: Cond | None
+    unless: Cond | None
+    span: Span
+    explicit_id: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKey:
+    """A destination: a service name and optionally one port (None: every port)."""
+
+    name: str
+    port: int | None
+
+    def __str__(self) -> str:
+        return self.name if self.port is None else f"{self.name}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePolicy:
+    """All rules of one destination key, merged across blocks and files."""
+
+    key: ServiceKey
+    rules: tuple[Rule, ...]
+    default: Effect = "deny"
+    spans: tuple[Span, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """A checked policy set: every service policy, keyed by destination."""
+
+    services: dict[ServiceKey, ServicePolicy] = field(default_factory=dict)
+    trust_domains: frozenset[str] = frozenset()
+
+    def rules(self) -> list[Rule]:
+        return [r for s in self.services.values() for r in s.rules]
+
+    def policies_for(self, name: str, port: int | None) -> list[ServicePolicy]:
+        """The service policies that apply to a request to ``name`` on ``port``."""
+        out = []
+        if (any_port := self.services.get(ServiceKey(name, None))) is not None:
+            out.append(any_port)
+        if port is not None and (on_port := self.services.get(ServiceKey(name, port))):
+            out.append(on_port)
+        return out

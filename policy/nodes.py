@@ -1,0 +1,161 @@
+"""The syntax tree of a policy file, as written, with a source span on every node.
+
+Nothing here is resolved or validated: names are still names, identities still text.
+The checker turns these nodes into the checked model (``model.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .diagnostics import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str
+    span: Span
+
+
+# --- sources -------------------------------------------------------------------------
+
+SourceKind = Literal[
+    "id",
+    "namespace",
+    "sa",
+    "trust_domain",
+    "cidr",
+    "any",
+    "authenticated",
+    "unauthenticated",
+    "set",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTerm:
+    """One alternative after ``from`` (or inside a principal set)."""
+
+    kind: SourceKind
+    value: str | None
+    span: Span
+
+
+# --- conditions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """``source.namespace``, ``request.headers["x-id"]``, ``jwt.realm.roles`` ..."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+    @property
+    def dotted(self) -> str:
+        out = self.parts[0]
+        for part in self.parts[1:]:
+            out += f".{part}" if part.isidentifier() else f'["{part}"]'
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Literal_:
+    """A literal value: str, int/float, bool, or a list of literals."""
+
+    value: str | int | float | bool | tuple[Literal_, ...]
+    span: Span
+
+
+CompareOp = Literal["==", "!=", "in", "contains", "matches", "within"]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    op: CompareOp
+    attribute: Attribute
+    operand: Literal_
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Has:
+    attribute: Attribute
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Condition
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    left: Condition
+    right: Condition
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    left: Condition
+    right: Condition
+    span: Span
+
+
+Condition = Compare | Has | Not | And | Or
+
+
+# --- rules, services, files ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A token's text and where it was written."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    effect: Literal["allow", "deny"]
+    audit: bool
+    rule_id: Text | None
+    methods: tuple[Text, ...] | None  # None is `*`
+    paths: tuple[Text, ...]
+    hosts: tuple[Text, ...]
+    ports: tuple[Text, ...]
+    sources: tuple[SourceTerm, ...]
+    when: Condition | None
+    unless: Condition | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBlock:
+    name: Text
+    port: Text | None
+    audit: bool
+    default: Text | None
+    rules: tuple[Rule, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalSet:
+    name: Text
+    members: tuple[SourceTerm, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    path: str
+    trust_domain: Text | None
+    principal_sets: tuple[PrincipalSet, ...]
+    services: tuple[ServiceBlock, ...]
+    comments: tuple[Comment, ...]
+    extra_trust_domains: tuple[Text, ...] = ()  # a second `trust_domain` is an error

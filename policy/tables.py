@@ -1,0 +1,175 @@
+"""Decision tables: one immutable, indexed table per destination.
+
+Each rule is a row and owns one bit. Every matchable attribute (source, method, path,
+host, port) has an index that maps a request's value to the bitmask of rows that
+accept it; a request's candidate rows are the AND of those masks. Only candidate rows
+with residual conditions run any code, so the cost of a decision follows the rules
+that can match, not the number of rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .conditions import RuleCondition
+from .identity import Identity
+from .model import Network
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A compiled rule: what the evaluator needs once the indexes chose it."""
+
+    rule_id: str
+    effect: Literal["allow", "deny"]
+    audit: bool
+    condition: RuleCondition | None
+
+
+@dataclass(slots=True)
+class PathNode:
+    """A node of the segment trie that indexes path patterns."""
+
+    children: dict[str, PathNode] = field(default_factory=dict)
+    one: PathNode | None = None  # the `{*}` child
+    end: int = 0  # patterns that end exactly here
+    rest: int = 0  # patterns ending here in `{**}`: any number of further segments
+    prefixes: tuple[tuple[str, int], ...] = ()  # prefix form: next segment starts with
+
+    def child(self, segment: str | None) -> PathNode:
+        if segment is None:
+            if self.one is None:
+                self.one = PathNode()
+            return self.one
+        node = self.children.get(segment)
+        if node is None:
+            node = self.children[segment] = PathNode()
+        return node
+
+
+def match_path(root: PathNode, path: str) -> int:
+    """The mask of path patterns that match a canonical path."""
+    segments = path.split("/")
+    n = len(segments)
+    found = 0
+    stack = [(root, 1)]
+    while stack:
+        node, i = stack.pop()
+        found |= node.rest
+        if i == n:
+            found |= node.end
+            continue
+        segment = segments[i]
+        for prefix, mask in node.prefixes:
+            if segment.startswith(prefix):
+                found |= mask
+        child = node.children.get(segment)
+        if child is not None:
+            stack.append((child, i + 1))
+        if node.one is not None and segment:
+            stack.append((node.one, i + 1))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTable:
+    """The indexed rows of one destination (a service, on one port or on all)."""
+
+    destination: str
+    default: Literal["allow", "deny"]
+    rows: tuple[Row, ...]
+    enforce_deny: int  # masks of row classes
+    enforce_allow: int
+    audit: int
+    # source indexes
+    source_any: int
+    source_authenticated: int
+    source_unauthenticated: int
+    source_ids: dict[str, int]
+    source_namespaces: dict[str, int]
+    source_trust_domains: dict[str, int]
+    source_networks: tuple[tuple[Network, int], ...]
+    # operation indexes
+    methods: dict[str, int]
+    methods_any: int
+    path_root: PathNode
+    paths_any: int
+    hosts: dict[str, int]
+    host_suffixes: tuple[tuple[str, int], ...]
+    hosts_any: int
+    ports: dict[int, int]
+    ports_any: int
+
+    def candidates(
+        self,
+        method: str,
+        path: str,
+        host: str | None,
+        port: int | None,
+        identity: Identity | None,
+        source_ip: str | None,
+    ) -> int:
+        """The rows whose indexed attributes all accept this request."""
+        mask = self.methods.get(method, self.methods_any)
+        if not mask:
+            return 0
+        if identity is None:
+            mask &= self.source_any | self.source_unauthenticated | self._networks(source_ip)
+        else:
+            mask &= (
+                self.source_any
+                | self.source_authenticated
+                | self.source_ids.get(identity.spiffe_id, 0)
+                | self.source_namespaces.get(identity.namespace_key or "", 0)
+                | self.source_trust_domains.get(identity.trust_domain, 0)
+                | self._networks(source_ip)
+            )
+        if not mask:
+            return 0
+        if mask & ~self.paths_any:
+            mask &= self.paths_any | match_path(self.path_root, path)
+        if mask & ~self.hosts_any:
+            mask &= self.hosts_any | self._hosts(host)
+        if mask & ~self.ports_any:
+            mask &= self.ports_any | (self.ports.get(port, 0) if port is not None else 0)
+        return mask
+
+    def _networks(self, source_ip: str | None) -> int:
+        if not self.source_networks or not source_ip:
+            return 0
+        try:
+            address = ipaddress.ip_address(source_ip)
+        except ValueError:
+            return 0
+        found = 0
+        for network, mask in self.source_networks:
+            if address in network:
+                found |= mask
+        return found
+
+    def _hosts(self, host: str | None) -> int:
+        if host is None:
+            return 0
+        found = self.hosts.get(host, 0)
+        for suffix, mask in self.host_suffixes:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                found |= mask
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """Every destination's table. ``tables`` is keyed by (service, port); the port None
+    entry serves ports no block names. Immutable: a reload builds a new one."""
+
+    tables: dict[tuple[str, int | None], DecisionTable]
+    rule_count: int
+    fingerprint: str
+
+    def table_for(self, destination: str, port: int | None) -> DecisionTable | None:
+        table = self.tables.get((destination, port))
+        if table is None and port is not None:
+            table = self.tables.get((destination, None))
+        return table
