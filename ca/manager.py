@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from functools import update_wrapper
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cryptography import x509
 
@@ -200,6 +203,21 @@ class GenerationStatus:
     in_bundle: bool
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _transactional(
+    method: Callable[Concatenate[TrustDomainCa, _P], _R],
+) -> Callable[Concatenate[TrustDomainCa, _P], _R]:
+    def run(self: TrustDomainCa, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._transaction():
+            return method(self, *args, **kwargs)
+
+    update_wrapper(run, method)
+    return run
+
+
 class TrustDomainCa:
     """The CA of one trust domain, persisted in a :class:`~meshward.ca.store.Store`.
 
@@ -211,6 +229,10 @@ class TrustDomainCa:
     def __init__(self, store: Store, state: CaState) -> None:
         self.store = store
         self.state = state
+        self._state_bytes = state.to_bytes()
+        self._mutex = threading.RLock()
+        self._held = ExitStack()
+        self._depth = 0
         self._authorities: dict[str, Authority] = {}
         self._jwt_keys: dict[str, PrivateKey] = {}
         self._upstream_anchors: tuple[x509.Certificate, ...] = ()
@@ -285,34 +307,59 @@ class TrustDomainCa:
                 store.delete_key(name)
         return cls(store, state)
 
-    def reload(self) -> None:
-        """Re-read the state (after another process, such as the CLI, changed it)."""
-        data = self.store.read_state()
-        if data is None:
-            raise StoreError("the CA state disappeared")
-        self.state = CaState.from_bytes(data)
-        self._load()
+    def refresh(self) -> None:
+        """Pick up changes another process (such as the CLI) made to the stored state."""
+        with self._mutex:
+            data = self.store.read_state()
+            if data is None:
+                raise StoreError("the CA state disappeared")
+            if data != self._state_bytes:
+                self.state = CaState.from_bytes(data)
+                self._state_bytes = data
+                self._load()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # Every change runs on fresh state under the store's lock, so a service and a CLI
+        # command changing the same CA never overwrite each other's work.
+        with self._mutex:
+            if self._depth == 0:
+                self._held.enter_context(self.store.lock())
+                try:
+                    self.refresh()
+                except BaseException:
+                    self._held.close()
+                    raise
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._held.close()
 
     def _load(self) -> None:
-        self._authorities = {}
-        self._jwt_keys = {}
+        # Built aside and swapped in, so a reader in another thread never sees a partial view.
+        authorities: dict[str, Authority] = {}
+        jwt_keys: dict[str, PrivateKey] = {}
         for record in self.state.authorities:
             if record.status is Status.RETIRED:
                 continue
-            self._authorities[record.name] = _read_authority(
-                self.store, record, self.state.trust_domain
-            )
+            authorities[record.name] = _read_authority(self.store, record, self.state.trust_domain)
             if record.jwt_kid:
-                self._jwt_keys[record.jwt_kid] = load_private_key_pem(
+                jwt_keys[record.jwt_kid] = load_private_key_pem(
                     self.store.read_key(f"{record.name}.jwt")
                 )
         if self.state.upstream_bundle:
             self._upstream_anchors = tuple(
                 load_pem_certificates(self.store.read_cert("upstream-bundle"))
             )
+        self._authorities, self._jwt_keys = authorities, jwt_keys
 
     def _commit(self) -> None:
-        self.store.write_state(self.state.to_bytes())
+        data = self.state.to_bytes()
+        self.store.write_state(data)
+        self._state_bytes = data
 
     # -- reading --------------------------------------------------------------------------
 
@@ -377,6 +424,7 @@ class TrustDomainCa:
         """Issue one X.509-SVID: for ``public_key``, or with a freshly generated key."""
         return self.issue_x509_batch([(spiffe_id, public_key)], ttl=ttl, now=now)[0]
 
+    @_transactional
     def issue_x509_batch(
         self,
         requests: Iterable[tuple[SpiffeId, PublicKey | None]],
@@ -430,6 +478,7 @@ class TrustDomainCa:
 
     # -- rotating -------------------------------------------------------------------------
 
+    @_transactional
     def prepare(self, *, root: bool = False, now: dt.datetime | None = None) -> str:
         """Stage 1: create the next intermediate (under a new root if ``root``) and publish
         it in the bundle; it signs nothing until :meth:`activate`. Returns its name."""
@@ -459,6 +508,7 @@ class TrustDomainCa:
         self._load()
         return self.state.authorities[-1].name
 
+    @_transactional
     def activate(self, *, now: dt.datetime | None = None) -> str:
         """Stage 2: the prepared intermediate starts signing; the previous one retires."""
         prepared = self.state.with_status("intermediate", Status.PREPARED)
@@ -479,6 +529,7 @@ class TrustDomainCa:
         self._commit()
         return new.name
 
+    @_transactional
     def retire(self, *, now: dt.datetime | None = None) -> list[str]:
         """Stage 3: drop every retiring authority whose signed certificates have all expired
         (and whose JWT-SVIDs can no longer be valid); delete their keys. Returns their names."""
@@ -509,6 +560,7 @@ class TrustDomainCa:
         self._load()
         return retired
 
+    @_transactional
     def maintain(self, *, now: dt.datetime | None = None) -> list[str]:
         """Run whatever rotation stage is due now; returns a line per step taken."""
         now = now or utcnow()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +48,9 @@ class Store(Protocol):
 
     def cleanup(self) -> None:
         """Remove leftovers of interrupted writes."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Exclusive access across processes (the CLI and a running service)."""
 
 
 def _checked(name: str) -> str:
@@ -111,6 +117,16 @@ class FileStore:
         for directory in (self.root, self._keys, self._certs):
             if directory.is_dir():
                 remove_temporaries(directory)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        self._ensure_dirs()
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def __repr__(self) -> str:
         return f"FileStore({os.fspath(self.root)!r})"

@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import policy_commands
+from . import ca_commands, policy_commands
 
-COMMAND_MODULES = (policy_commands,)
+COMMAND_MODULES = (policy_commands, ca_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

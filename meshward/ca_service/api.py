@@ -1,0 +1,134 @@
+"""The CA's HTTP API, for workloads that cannot share a filesystem with the rotation service.
+
+Callers authenticate with a bootstrap token: a JWT-SVID the CA signed for their SPIFFE ID
+with the audience :data:`BOOTSTRAP_AUDIENCE` (``meshward ca issue --bootstrap-token``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from meshward.ca.csr import approve_csr
+from meshward.ca.errors import CaError, JwtSvidInvalid
+from meshward.ca.jwt_svid import validate_jwt_svid
+from meshward.ca.manager import MAX_JWT_TTL, TrustDomainCa
+from meshward.ca.spiffe_id import SpiffeId
+
+from .metrics import CaMetrics
+
+BOOTSTRAP_AUDIENCE = "meshward-ca-bootstrap"
+PEM_MEDIA_TYPE = "application/x-pem-file"
+log = logging.getLogger("meshward.ca.api")
+
+
+class X509SvidRequest(BaseModel):
+    """A CSR to sign; the identity comes from the caller's bootstrap token."""
+
+    csr: str = Field(description="PEM-encoded PKCS#10 certificate signing request")
+    ttl_seconds: int | None = Field(default=None, gt=0)
+
+
+class X509SvidResponse(BaseModel):
+    """The signed chain (leaf first) and the trust bundle to verify peers with."""
+
+    spiffe_id: str
+    chain: str
+    bundle: str
+    expires_at: dt.datetime
+
+
+class JwtSvidRequest(BaseModel):
+    """Audiences the JWT-SVID is for (at least one)."""
+
+    audience: list[str] = Field(min_length=1)
+    ttl_seconds: int | None = Field(default=None, gt=0, le=int(MAX_JWT_TTL.total_seconds()))
+
+
+class JwtSvidResponse(BaseModel):
+    """A signed JWT-SVID."""
+
+    spiffe_id: str
+    token: str
+
+
+def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) -> FastAPI:
+    """Build the API for ``ca``; X.509-SVIDs it signs live at most ``max_ttl``."""
+    app = FastAPI(title="meshward CA", docs_url=None, redoc_url=None)
+
+    def caller(authorization: Annotated[str | None, Header()] = None) -> SpiffeId:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(
+                401, "a bootstrap token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        ca.refresh()
+        bundle = ca.bundle()
+        try:
+            svid = validate_jwt_svid(
+                token,
+                bundle.jwt_authorities,
+                BOOTSTRAP_AUDIENCE,
+                trust_domain=ca.trust_domain,
+            )
+        except JwtSvidInvalid as exc:
+            # The reason code is safe to log; the token never is.
+            log.info("bootstrap token refused: %s", exc.code)
+            raise HTTPException(
+                401, f"bootstrap token refused: {exc}", {"WWW-Authenticate": "Bearer"}
+            ) from None
+        return svid.spiffe_id
+
+    Caller = Annotated[SpiffeId, Depends(caller)]
+
+    @app.exception_handler(CaError)
+    def refused(_request: object, exc: CaError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=400)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/bundle", response_class=PlainTextResponse)
+    def bundle_pem() -> Response:
+        ca.refresh()
+        return Response(ca.bundle().to_pem(), media_type=PEM_MEDIA_TYPE)
+
+    @app.get("/v1/bundle.jwks")
+    def bundle_jwks() -> Response:
+        ca.refresh()
+        return Response(ca.bundle().to_json(), media_type="application/json")
+
+    @app.post("/v1/x509-svid")
+    def sign_csr(body: X509SvidRequest, spiffe_id: Caller) -> X509SvidResponse:
+        approved = approve_csr(body.csr.encode(), spiffe_id)
+        requested = dt.timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else max_ttl
+        ttl = min(requested, max_ttl)
+        svid = ca.issue_x509(approved.spiffe_id, approved.public_key, ttl=ttl)
+        metrics.svids_issued.labels("x509").inc()
+        log.info("issued X.509-SVID %x for %s", svid.leaf.serial_number, spiffe_id)
+        return X509SvidResponse(
+            spiffe_id=str(svid.spiffe_id),
+            chain=svid.chain_pem().decode(),
+            bundle=ca.bundle().to_pem().decode(),
+            expires_at=svid.not_after,
+        )
+
+    @app.post("/v1/jwt-svid")
+    def jwt_svid(body: JwtSvidRequest, spiffe_id: Caller) -> JwtSvidResponse:
+        ttl = dt.timedelta(seconds=body.ttl_seconds or 300)
+        token = ca.issue_jwt(spiffe_id, body.audience, ttl=ttl)
+        metrics.svids_issued.labels("jwt").inc()
+        log.info("issued JWT-SVID for %s", spiffe_id)
+        return JwtSvidResponse(spiffe_id=str(spiffe_id), token=token)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

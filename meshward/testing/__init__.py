@@ -1,0 +1,1 @@
+"""Harnesses for tests and benchmarks that drive real components (such as Envoy)."""
