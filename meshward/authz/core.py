@@ -1,0 +1,256 @@
+"""The transport-independent check: Envoy's question in, a complete answer out.
+
+Transport adapters (``http_app``, ``grpc_server``) turn what Envoy sent into a
+:class:`CheckInput` and an :class:`Outcome` back into Envoy's response format; everything
+in between (destination, JWT, the policy decision, deny status, upstream headers,
+metrics, decision log) happens here, once for both transports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshward.policy import Decision, Request, evaluate
+from meshward.policy.paths import AmbiguousPathError, canonical_path
+
+from . import tokens
+from .decision_log import DecisionLog, utc_now
+from .destination import DestinationResolver, host_port
+from .holder import PolicyHolder
+from .metrics import AuthzMetrics
+from .settings import AuthzSettings, ServiceSettings
+from .tokens import JwtResult, JwtVerifier, bearer_token
+
+log = logging.getLogger("meshward.authz")
+
+DECISION_ID_HEADER = "x-meshward-decision-id"
+RULE_HEADER = "x-meshward-rule"
+# Pseudo rule ids for decisions taken before the policy is consulted.
+RULE_NOT_READY = "meshward:not-ready"
+RULE_UNKNOWN_DESTINATION = "meshward:unknown-destination"
+RULE_JWT_REQUIRED = "meshward:jwt-required"
+RULE_INTERNAL_ERROR = "meshward:internal-error"
+RULE_DEFAULT = "meshward:default"
+_EMPTY: Mapping[str, str] = {}
+
+
+@dataclass(slots=True)
+class CheckInput:
+    """What Envoy asked, in transport-neutral form. ``headers`` have lower-case names;
+    ``principal`` is an identity the transport already established (or None)."""
+
+    method: str
+    path: str
+    host: str | None
+    headers: Mapping[str, str]
+    principal: str | None = None
+    source_ip: str | None = None
+    context_extensions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer for Envoy. ``status`` is 200 when allowed; ``upstream_headers`` go to the
+    application on allow, ``remove_headers`` are stripped from its request; ``body`` is the
+    JSON sent to the client on deny."""
+
+    allowed: bool
+    status: int
+    decision_id: str
+    reason: str
+    rule: str
+    upstream_headers: tuple[tuple[str, str], ...] = ()
+    remove_headers: tuple[str, ...] = ()
+    body: bytes = b""
+
+    @property
+    def deny_headers(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("content-type", "application/json"),
+            (DECISION_ID_HEADER, self.decision_id),
+            (RULE_HEADER, self.rule),
+        )
+
+
+class DecisionIds:
+    """Unique, cheap decision ids: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._counter):x}"
+
+
+class Authorizer:
+    """Decides checks. Thread-safe; never raises from :meth:`check`."""
+
+    def __init__(
+        self,
+        settings: AuthzSettings,
+        holder: PolicyHolder,
+        metrics: AuthzMetrics,
+        decision_log: DecisionLog,
+        verifier: JwtVerifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.metrics = metrics
+        self.decision_log = decision_log
+        self.verifier = verifier if verifier is not None else JwtVerifier(settings.jwt)
+        self._destinations = DestinationResolver(settings.destination)
+        self._ids = DecisionIds()
+        self._default_service = ServiceSettings(deny_status=settings.default_deny_status)
+        self._services = settings.services
+        self._status = settings.default_deny_status
+        up = settings.upstream_headers
+        self._principal_header = up.principal.lower() if up.principal else None
+        self._claim_headers = tuple((c, h.lower()) for c, h in up.claims.items())
+
+    def check(self, inp: CheckInput, transport: str) -> Outcome:
+        """The outcome for one check; any internal failure is a deny that says so."""
+        started = time.perf_counter()
+        decision_id = self._ids.next()
+        try:
+            outcome, record = self._check(inp, decision_id)
+        except Exception as exc:  # fail closed, whatever went wrong
+            log.exception("internal error deciding %s", decision_id)
+            self.metrics.internal_errors.inc()
+            reason = f"denied: internal error ({type(exc).__name__})"
+            outcome = self._deny(decision_id, self._status, reason, RULE_INTERNAL_ERROR)
+            record = {"destination": None, "jwt": None, "principal": None, "audit": []}
+        elapsed = time.perf_counter() - started
+        try:
+            self.metrics.decision(outcome.allowed, outcome.rule, transport, elapsed)
+            if self.decision_log.wants(outcome.allowed):
+                self.decision_log.write(self._record(inp, outcome, record, elapsed))
+        except Exception:  # observability must not turn a decision into an error
+            log.exception("recording decision %s failed", decision_id)
+        return outcome
+
+    def _check(self, inp: CheckInput, decision_id: str) -> tuple[Outcome, dict[str, Any]]:
+        policy = self.holder.policy
+        headers = inp.headers
+        destination = self._destinations.resolve(headers, inp.host, inp.context_extensions)
+        record: dict[str, Any] = {
+            "destination": destination,
+            "principal": inp.principal,
+            "jwt": None,
+            "audit": [],
+        }
+        if policy is None:
+            reason = "denied: no policy loaded yet"
+            return self._deny(decision_id, self._status, reason, RULE_NOT_READY), record
+        if destination is None:
+            reason = "denied: unknown destination"
+            return self._deny(decision_id, self._status, reason, RULE_UNKNOWN_DESTINATION), record
+        service = self._services.get(destination, self._default_service)
+        jwt_result = self._jwt(headers.get("authorization"))
+        if self.verifier.enabled:
+            record["jwt"] = "verified" if jwt_result.verified else jwt_result.reason
+        if service.require_jwt and not jwt_result.verified:
+            reason = f"denied: a valid JWT is required ({jwt_result.reason})"
+            return self._deny(decision_id, 401, reason, RULE_JWT_REQUIRED), record
+        request = Request(
+            destination=destination,
+            method=inp.method,
+            path=inp.path,
+            port=host_port(inp.host),
+            host=inp.host,
+            headers=headers,
+            principal=inp.principal,
+            source_ip=inp.source_ip,
+            jwt=jwt_result.claims,
+            sni=None,
+        )
+        decision = evaluate(policy, request)
+        if decision.audit:
+            record["audit"] = [{"rule": a.rule_id, "would": a.effect} for a in decision.audit]
+        rule = decision.rule_id or RULE_DEFAULT
+        if decision.allowed:
+            return self._allow(decision_id, decision, rule, inp.principal, jwt_result), record
+        reason = decision.reason
+        if jwt_result.reason not in (None, tokens.MISSING):
+            reason += f" (JWT not accepted: {jwt_result.reason})"
+        return self._deny(decision_id, service.deny_status, reason, rule), record
+
+    def _jwt(self, authorization: str | None) -> JwtResult:
+        if not self.verifier.enabled:
+            return tokens.NO_TOKEN
+        result = self.verifier.verify(bearer_token(authorization))
+        if result.reason is not None and result.reason != tokens.MISSING:
+            self.metrics.jwt_failures.labels(result.reason).inc()
+        return result
+
+    def _allow(
+        self,
+        decision_id: str,
+        decision: Decision,
+        rule: str,
+        principal: str | None,
+        jwt_result: JwtResult,
+    ) -> Outcome:
+        upstream: list[tuple[str, str]] = [(DECISION_ID_HEADER, decision_id)]
+        remove: list[str] = []
+        if self._principal_header is not None:
+            if principal:
+                upstream.append((self._principal_header, principal))
+            else:
+                remove.append(self._principal_header)
+        claims = jwt_result.claims
+        for claim, header in self._claim_headers:
+            value = claims.get(claim) if claims is not None else None
+            if value is None:
+                remove.append(header)
+            else:
+                upstream.append((header, _header_value(value)))
+        return Outcome(
+            True, 200, decision_id, decision.reason, rule, tuple(upstream), tuple(remove)
+        )
+
+    def _deny(self, decision_id: str, status: int, reason: str, rule: str) -> Outcome:
+        body = json.dumps(
+            {"decision_id": decision_id, "decision": "deny", "reason": reason, "rule": rule},
+            separators=(",", ":"),
+        ).encode()
+        return Outcome(False, status, decision_id, reason, rule, body=body)
+
+    def _record(
+        self, inp: CheckInput, outcome: Outcome, extra: dict[str, Any], elapsed: float
+    ) -> dict[str, Any]:
+        try:
+            path: str | None = canonical_path(inp.path)
+        except AmbiguousPathError:
+            path = None  # the reason says why; the raw path may hold anything
+        return {
+            "time": utc_now(),
+            "decision_id": outcome.decision_id,
+            "source": {"principal": inp.principal, "ip": inp.source_ip},
+            "destination": extra["destination"],
+            "method": inp.method,
+            "path": path,
+            "result": "allow" if outcome.allowed else "deny",
+            "status": outcome.status,
+            "rule": outcome.rule,
+            "reason": outcome.reason,
+            "audit": extra["audit"],
+            "jwt": extra["jwt"],
+            "latency_us": round(elapsed * 1e6, 1),
+        }
+
+
+def _header_value(value: Any) -> str:
+    """A claim as a header value: strings as they are, anything else as compact JSON;
+    control and non-ASCII characters (which could split or smuggle headers) are escaped."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if not text.isascii() or any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        text = json.dumps(text)[1:-1]
+    return text

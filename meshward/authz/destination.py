@@ -1,0 +1,57 @@
+"""Which service a request is for: the name the policy's ``service`` blocks use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .settings import DestinationSettings
+
+
+class DestinationResolver:
+    """Resolve, in order: the configured header (Envoy adds it per listener), the gRPC
+    ``context_extensions`` entry, then the Host (without port) through the host map.
+    None means unknown, which the caller denies."""
+
+    __slots__ = ("_extension", "_header", "_hosts")
+
+    def __init__(self, settings: DestinationSettings) -> None:
+        self._header = settings.header
+        self._extension = settings.context_extension
+        self._hosts = settings.hosts
+
+    def resolve(
+        self,
+        headers: Mapping[str, str],
+        host: str | None,
+        context_extensions: Mapping[str, str] | None = None,
+    ) -> str | None:
+        if self._header is not None:
+            value = headers.get(self._header)
+            if value:
+                return value
+        if context_extensions:
+            value = context_extensions.get(self._extension)
+            if value:
+                return value
+        if host:
+            return self._hosts.get(host_without_port(host))
+        return None
+
+
+def host_without_port(host: str) -> str:
+    """``Reviews.Default:9080`` is ``reviews.default``; ``[::1]:80`` is ``[::1]``."""
+    host = host.lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_port(host: str | None) -> int | None:
+    """The port written in a Host / :authority value, if any."""
+    if not host:
+        return None
+    tail = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+    if tail.count(":") != 1:
+        return None
+    digits = tail.rsplit(":", 1)[1]
+    return int(digits) if digits.isdigit() and int(digits) <= 65535 else None

@@ -1,0 +1,108 @@
+"""gRPC mode: ``envoy.service.auth.v3.Authorization/Check`` from the xds-protos stubs.
+
+CheckRequest attributes map to the same :class:`CheckInput` as HTTP mode: the caller's
+identity is ``source.principal`` (Envoy fills it from the TLS handshake), the destination
+may come from ``context_extensions``. Every CheckResponse sets ``status`` explicitly: an
+unset status reads as OK, which Envoy takes as an allow.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
+from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.rpc import code_pb2, status_pb2
+
+from .core import Authorizer, CheckInput, Outcome
+from .identity import trusted_principal
+
+log = logging.getLogger("meshward.authz.grpc")
+
+_OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
+_OK = status_pb2.Status(code=code_pb2.OK)
+# grpcio binds with SO_REUSEPORT by default: a stale server on the port would silently
+# share the traffic. One server per port, always.
+SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+
+
+def check_input(request: pb.CheckRequest) -> CheckInput:
+    """The transport-neutral question of a CheckRequest."""
+    attrs = request.attributes
+    http = attrs.request.http
+    headers = dict(http.headers)  # Envoy sends lower-case names
+    source = attrs.source
+    address = source.address.socket_address.address if source.HasField("address") else ""
+    return CheckInput(
+        method=http.method,
+        path=http.path,
+        host=http.host or headers.get(":authority") or headers.get("host"),
+        headers=headers,
+        principal=trusted_principal(source.principal),
+        source_ip=address or None,
+        context_extensions=attrs.context_extensions,
+    )
+
+
+def check_response(outcome: Outcome) -> pb.CheckResponse:
+    """The CheckResponse for an outcome, status always set."""
+    if outcome.allowed:
+        return pb.CheckResponse(
+            status=_OK,
+            ok_response=pb.OkHttpResponse(
+                headers=[_header(k, v) for k, v in outcome.upstream_headers],
+                headers_to_remove=list(outcome.remove_headers),
+            ),
+        )
+    code = code_pb2.UNAUTHENTICATED if outcome.status == 401 else code_pb2.PERMISSION_DENIED
+    return pb.CheckResponse(
+        status=status_pb2.Status(code=code, message=outcome.reason),
+        denied_response=pb.DeniedHttpResponse(
+            status=HttpStatus(code=outcome.status),
+            headers=[_header(k, v) for k, v in outcome.deny_headers],
+            body=outcome.body.decode(),
+        ),
+    )
+
+
+def _header(key: str, value: str) -> HeaderValueOption:
+    return HeaderValueOption(header=HeaderValue(key=key, value=value), append_action=_OVERWRITE)
+
+
+class AuthorizationService(pb_grpc.AuthorizationServicer):
+    """The servicer; :meth:`Authorizer.check` never raises, and a failure to even read the
+    request is a deny as well."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
+        self._failsafe = pb.CheckResponse(
+            status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message="internal error"),
+            denied_response=pb.DeniedHttpResponse(
+                status=HttpStatus(code=authorizer.settings.default_deny_status),
+                body='{"decision":"deny","reason":"denied: internal error"}',
+            ),
+        )
+
+    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
+        try:
+            return check_response(self._authorizer.check(check_input(request), "grpc"))
+        except Exception:
+            log.exception("internal error in the gRPC check path")
+            return self._failsafe
+
+
+def build_grpc_server(authorizer: Authorizer, host: str, port: int, workers: int) -> grpc.Server:
+    """A started-ready (not yet started) sync gRPC server; raises if the port is taken."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="authz-grpc"),
+        options=SERVER_OPTIONS,
+    )
+    pb_grpc.add_AuthorizationServicer_to_server(AuthorizationService(authorizer), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind the gRPC port {host}:{port}")
+    return server

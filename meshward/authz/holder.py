@@ -1,0 +1,173 @@
+"""The policy the service decides with: loaded, compiled off the hot path, swapped atomically.
+
+Readers take ``holder.policy`` (one attribute read, atomic under the interpreter); a reload
+builds a complete new :class:`CompiledPolicy` first and only then replaces the reference, so
+a request sees the old policy or the new one, never a mix. A policy that fails to load or
+check is refused: the last good one keeps serving and the error is kept for ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_paths
+from meshward.policy.bundle import BundleError, load_compiled
+from meshward.policy.diagnostics import render_human
+from meshward.policy.loader import policy_files
+
+from .settings import PolicySettings
+
+log = logging.getLogger("meshward.authz.policy")
+
+Signature = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What one load attempt did: ``ok`` (swapped in), or refused with ``error``."""
+
+    ok: bool
+    fingerprint: str | None
+    rule_count: int
+    error: str | None
+    seconds: float
+
+
+class PolicyHolder:
+    """Holds the current policy and reloads it; ``on_reload`` observes every attempt."""
+
+    def __init__(
+        self,
+        settings: PolicySettings,
+        on_reload: Callable[[ReloadResult], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_reload = on_reload
+        self._lock = threading.Lock()  # one reload at a time; readers never take it
+        self.policy: CompiledPolicy | None = None
+        self.last_error: str | None = None
+        self.loaded_at: float | None = None
+        self._signature: Signature = ()
+
+    @property
+    def ready(self) -> bool:
+        return self.policy is not None
+
+    def _sources(self) -> list[Path]:
+        if self._settings.bundle is not None:
+            return [self._settings.bundle]
+        return policy_files(self._settings.paths)
+
+    def signature(self) -> Signature:
+        """Names, mtimes and sizes of the source files: what a change would alter."""
+        out = []
+        for path in self._sources():
+            try:
+                st = path.stat()
+            except OSError:
+                out.append((str(path), -1, -1))
+                continue
+            out.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def reload(self) -> ReloadResult:
+        """Load and compile the sources now; swap on success, keep the old policy on failure."""
+        with self._lock:
+            started = time.perf_counter()
+            signature = self.signature()
+            try:
+                policy = self._compile()
+            except PolicyError as exc:
+                error = "policy has errors:\n" + render_human(exc.diagnostics, exc.sources)
+                result = self._refused(error, started)
+            except (BundleError, OSError, UnicodeDecodeError) as exc:
+                result = self._refused(f"cannot load policy: {exc}", started)
+            except Exception as exc:  # a compiler bug must not take the service down
+                log.exception("policy compilation failed unexpectedly")
+                result = self._refused(f"cannot compile policy: {type(exc).__name__}", started)
+            else:
+                self.policy = policy  # the atomic swap
+                self.last_error = None
+                self.loaded_at = time.time()
+                result = ReloadResult(
+                    True, policy.fingerprint, policy.rule_count, None, _since(started)
+                )
+                log.info(
+                    "policy loaded: %d rules, fingerprint %s, %.3fs",
+                    policy.rule_count,
+                    policy.fingerprint[:12],
+                    result.seconds,
+                )
+            # Remember what was tried, good or bad: the watcher retries only on a new change.
+            self._signature = signature
+        if self._on_reload is not None:
+            self._on_reload(result)
+        return result
+
+    def _compile(self) -> CompiledPolicy:
+        if self._settings.bundle is not None:
+            return load_compiled(self._settings.bundle)
+        return compile_policy(load_paths(self._settings.paths).policy)
+
+    def _refused(self, error: str, started: float) -> ReloadResult:
+        self.last_error = error
+        current = self.policy
+        log.error(
+            "policy refused, %s: %s",
+            "keeping the last good policy" if current is not None else "no policy loaded yet",
+            error,
+        )
+        return ReloadResult(
+            False,
+            current.fingerprint if current else None,
+            current.rule_count if current else 0,
+            error,
+            _since(started),
+        )
+
+    def changed(self) -> bool:
+        """Whether the sources differ from those of the last load attempt."""
+        return self.signature() != self._signature
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+class PolicyWatcher:
+    """A daemon thread that reloads when asked (SIGHUP, admin call) or, with ``watch`` on,
+    when the source files change; it polls every ``poll_interval_seconds``."""
+
+    def __init__(self, holder: PolicyHolder, settings: PolicySettings) -> None:
+        self._holder = holder
+        self._settings = settings
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="policy-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_reload(self) -> None:
+        """Ask for a reload soon (safe from a signal handler)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        interval = self._settings.poll_interval_seconds
+        while not self._stop.is_set():
+            asked = self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if asked or (self._settings.watch and self._holder.changed()):
+                self._holder.reload()

@@ -1,0 +1,163 @@
+"""HTTP mode: the ext_authz check as a bare ASGI callable, beside a FastAPI admin app.
+
+The check path pays no framework cost: it reads the ASGI scope, asks the
+:class:`Authorizer` and sends two messages. Every other path goes to the FastAPI app
+(``/healthz``, ``/readyz``, ``/metrics``, ``POST /admin/reload``). Envoy's HTTP
+ext_authz sends the client's method and path under ``check_prefix``; only a 200 allows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from .core import Authorizer, CheckInput, Outcome
+from .holder import PolicyHolder
+from .identity import identity_reader
+
+log = logging.getLogger("meshward.authz.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+AUTH_HEADERS_TO_REMOVE = b"x-envoy-auth-headers-to-remove"
+_FAILSAFE_BODY = (
+    b'{"decision":"deny","reason":"denied: internal error","rule":"meshward:internal-error"}'
+)
+
+
+class CheckApp:
+    """The ASGI entry point: checks under ``prefix``, everything else to ``admin``."""
+
+    def __init__(self, authorizer: Authorizer, admin: ASGIApp) -> None:
+        settings = authorizer.settings
+        self._authorizer = authorizer
+        self._admin = admin
+        self._prefix = settings.http.check_prefix.encode()
+        self._prefix_slash = self._prefix + b"/"
+        self._identity = identity_reader(settings.identity)
+        self._source_ip_header = settings.identity.source_ip_header
+        self._failsafe_status = settings.default_deny_status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw: bytes = scope.get("raw_path") or scope["path"].encode()
+            if raw.startswith(self._prefix_slash) or raw == self._prefix:
+                await self._check(scope, raw, send)
+                return
+        await self._admin(scope, receive, send)
+
+    async def _check(self, scope: Scope, raw: bytes, send: Send) -> None:
+        try:
+            outcome = self._authorizer.check(self._input(scope, raw), "http")
+            start, body = _response(outcome)
+        except Exception:  # fail closed: a deny, never a 5xx (Envoy would drop the reason)
+            log.exception("internal error in the HTTP check path")
+            start = {
+                "type": "http.response.start",
+                "status": self._failsafe_status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+            body = _FAILSAFE_BODY
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    def _input(self, scope: Scope, raw: bytes) -> CheckInput:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            # A repeated header is joined the HTTP way; a repeated identity header then
+            # is not a valid SPIFFE ID, so it gives no identity.
+            headers[key] = headers[key] + "," + text if key in headers else text
+        path = raw[len(self._prefix) :].decode("latin-1")
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            path += "?" + query.decode("latin-1")
+        source_ip = headers.get(self._source_ip_header) if self._source_ip_header else None
+        return CheckInput(
+            method=scope["method"],
+            path=path,
+            host=headers.get("host"),
+            headers=headers,
+            principal=self._identity(headers),
+            source_ip=source_ip,
+        )
+
+
+def _response(outcome: Outcome) -> tuple[Message, bytes]:
+    if outcome.allowed:
+        headers = [(k.encode(), v.encode()) for k, v in outcome.upstream_headers]
+        if outcome.remove_headers:
+            headers.append((AUTH_HEADERS_TO_REMOVE, ",".join(outcome.remove_headers).encode()))
+        body = b""
+    else:
+        headers = [(k.encode(), v.encode()) for k, v in outcome.deny_headers]
+        body = outcome.body
+    headers.append((b"content-length", str(len(body)).encode()))
+    return {"type": "http.response.start", "status": outcome.status, "headers": headers}, body
+
+
+def admin_app(authorizer: Authorizer) -> FastAPI:
+    """Health, readiness, metrics, and a reload that answers with its result."""
+    holder = authorizer.holder
+    registry = authorizer.metrics.registry
+    app = FastAPI(title="meshward ext_authz", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        body = readiness(holder)
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload")
+    async def reload() -> JSONResponse:
+        result = await run_in_threadpool(holder.reload)
+        body = {
+            "ok": result.ok,
+            "fingerprint": result.fingerprint,
+            "rules": result.rule_count,
+            "error": result.error,
+            "seconds": round(result.seconds, 4),
+        }
+        return JSONResponse(body, status_code=200 if result.ok else 422)
+
+    return app
+
+
+def readiness(holder: PolicyHolder) -> dict[str, Any]:
+    """The ``/readyz`` document: ready once a policy is loaded; the last load error shows
+    even while an older good policy keeps serving."""
+    policy = holder.policy
+    return {
+        "ready": policy is not None,
+        "policy": None
+        if policy is None
+        else {
+            "fingerprint": policy.fingerprint,
+            "rules": policy.rule_count,
+            "loaded_at": holder.loaded_at,
+        },
+        "last_error": holder.last_error,
+    }
+
+
+def build_http_app(authorizer: Authorizer) -> CheckApp:
+    """The complete HTTP application: the bare check path plus the admin app."""
+    return CheckApp(authorizer, admin_app(authorizer))

@@ -1,0 +1,225 @@
+"""JWT verification against configured issuers, with JWKS caching and a verified-token cache.
+
+A token feeds claims into a decision only after pyjwt verified its signature, issuer,
+audience, expiry and not-before (with bounded clock skew) under an allowed algorithm.
+Failures are classified into stable reasons for decisions and metrics. Tokens are never
+logged; the cache is keyed by the token's SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .settings import IssuerSettings, JwtSettings
+
+log = logging.getLogger("meshward.authz.jwt")
+
+# Stable failure reasons (also the `reason` label of the JWT failure metric).
+MISSING = "missing"
+MALFORMED = "malformed"
+UNKNOWN_ISSUER = "unknown_issuer"
+DISALLOWED_ALGORITHM = "disallowed_algorithm"
+UNKNOWN_KEY = "unknown_key"
+BAD_SIGNATURE = "bad_signature"
+EXPIRED = "expired"
+NOT_YET_VALID = "not_yet_valid"
+WRONG_AUDIENCE = "wrong_audience"
+MISSING_CLAIM = "missing_claim"
+JWKS_UNAVAILABLE = "jwks_unavailable"
+FAILURE_REASONS = (
+    MALFORMED,
+    UNKNOWN_ISSUER,
+    DISALLOWED_ALGORITHM,
+    UNKNOWN_KEY,
+    BAD_SIGNATURE,
+    EXPIRED,
+    NOT_YET_VALID,
+    WRONG_AUDIENCE,
+    MISSING_CLAIM,
+    JWKS_UNAVAILABLE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtResult:
+    """Verified ``claims``, or None with the ``reason`` verification failed (or ``missing``)."""
+
+    claims: Mapping[str, Any] | None
+    reason: str | None
+
+    @property
+    def verified(self) -> bool:
+        return self.claims is not None
+
+
+NO_TOKEN = JwtResult(None, MISSING)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token or None
+
+
+class KeySet:
+    """One issuer's JWKS: loaded from a file or URL, cached, refreshed when it ages out or a
+    token names an unknown ``kid`` (at most once per ``min_refresh`` seconds)."""
+
+    def __init__(self, issuer: IssuerSettings, min_refresh: float, timeout: float) -> None:
+        self._settings = issuer
+        self._min_refresh = min_refresh
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._keys: dict[str | None, Any] = {}
+        self._loaded_at = -1e18
+        self._attempted_at = -1e18
+
+    def key(self, kid: str | None) -> Any | None:
+        """The verification key for ``kid`` (a JWKS with one key also serves no kid)."""
+        now = time.monotonic()
+        if now - self._loaded_at > self._settings.jwks_cache_seconds:
+            self._refresh(now)
+        found = self._lookup(kid)
+        if found is None:
+            self._refresh(now)
+            found = self._lookup(kid)
+        return found
+
+    def _lookup(self, kid: str | None) -> Any | None:
+        keys = self._keys
+        if kid is None and len(keys) == 1:
+            return next(iter(keys.values()))
+        return keys.get(kid)
+
+    def _refresh(self, now: float) -> None:
+        with self._lock:
+            if now - self._attempted_at < self._min_refresh:
+                return
+            self._attempted_at = now
+            try:
+                self._keys = self._fetch()
+                self._loaded_at = now
+            except (OSError, ValueError, jwt.PyJWKError, jwt.PyJWKSetError) as exc:
+                # Keep the last good keys; a token signed by a key we cannot load fails.
+                log.warning("JWKS of issuer %s unavailable: %s", self._settings.issuer, exc)
+
+    def _fetch(self) -> dict[str | None, Any]:
+        s = self._settings
+        if s.jwks_file is not None:
+            text = s.jwks_file.read_text(encoding="utf-8")
+        else:
+            assert s.jwks_url is not None
+            with urllib.request.urlopen(s.jwks_url, timeout=self._timeout) as response:
+                text = response.read(1 << 20).decode()
+        keys: dict[str | None, Any] = {}
+        for jwk in json.loads(text).get("keys", []):
+            if jwk.get("use", "sig") not in ("sig", "jwt-svid"):
+                continue  # e.g. the x509-svid keys of a SPIFFE bundle
+            try:
+                keys[jwk.get("kid")] = jwt.PyJWK(jwk).key
+            except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
+                log.warning("skipping a JWK of issuer %s: %s", s.issuer, exc)
+        return keys
+
+
+class JwtVerifier:
+    """Verify bearer tokens; thread-safe; caches verified tokens until they expire."""
+
+    def __init__(self, settings: JwtSettings) -> None:
+        self._leeway = settings.leeway_seconds
+        self._cache_size = settings.cache_size
+        self._cache: OrderedDict[bytes, tuple[Mapping[str, Any], float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._issuers = {
+            i.issuer: (
+                i,
+                KeySet(i, settings.jwks_min_refresh_seconds, settings.jwks_fetch_timeout_seconds),
+            )
+            for i in settings.issuers
+        }
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._issuers)
+
+    def verify(self, token: str | None) -> JwtResult:
+        if not token:
+            return NO_TOKEN
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(digest)
+        now = time.time()
+        if cached is not None:
+            claims, expires = cached
+            if now <= expires:
+                return JwtResult(claims, None)
+            with self._cache_lock:
+                self._cache.pop(digest, None)
+        result = self._verify(token)
+        if result.claims is not None and self._cache_size:
+            exp = result.claims.get("exp")
+            if isinstance(exp, int | float):
+                with self._cache_lock:
+                    self._cache[digest] = (result.claims, float(exp) + self._leeway)
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+        return result
+
+    def _verify(self, token: str) -> JwtResult:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.DecodeError:
+            return JwtResult(None, MALFORMED)
+        issuer = unverified.get("iss")
+        entry = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        if entry is None:
+            return JwtResult(None, UNKNOWN_ISSUER)
+        settings, keyset = entry
+        alg = header.get("alg")
+        if alg not in settings.algorithms:
+            return JwtResult(None, DISALLOWED_ALGORITHM)
+        kid = header.get("kid")
+        key = keyset.key(kid if isinstance(kid, str) else None)
+        if key is None:
+            return JwtResult(None, UNKNOWN_KEY)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=settings.audiences,
+                issuer=settings.issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            return JwtResult(None, EXPIRED)
+        except jwt.ImmatureSignatureError:
+            return JwtResult(None, NOT_YET_VALID)
+        except jwt.InvalidAudienceError:
+            return JwtResult(None, WRONG_AUDIENCE)
+        except jwt.InvalidIssuerError:
+            return JwtResult(None, UNKNOWN_ISSUER)
+        except jwt.MissingRequiredClaimError:
+            return JwtResult(None, MISSING_CLAIM)
+        except jwt.InvalidSignatureError:
+            return JwtResult(None, BAD_SIGNATURE)
+        except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
+            return JwtResult(None, MALFORMED)
+        return JwtResult(claims, None)

@@ -1,0 +1,115 @@
+"""``meshward serve`` (the ext_authz service) and ``meshward envoy-config`` (Envoy's side)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the ext_authz service Envoy calls (HTTP mode, and gRPC mode if enabled)",
+        description="Run the ext_authz service. Settings come from --config (YAML), then "
+        "MESHWARD_AUTHZ_* environment variables, then the flags below.",
+    )
+    serve.add_argument("--config", help="settings file (YAML); see docs/ext_authz.md")
+    serve.add_argument(
+        "--policy",
+        action="append",
+        metavar="PATH",
+        help="policy file or directory (repeatable); replaces the settings' policy source",
+    )
+    serve.add_argument("--bundle", metavar="FILE", help="compiled policy bundle to serve")
+    serve.add_argument("--host", help="address of the HTTP listener")
+    serve.add_argument("--port", type=int, help="port of the HTTP listener")
+    serve.add_argument("--grpc-port", type=int, help="enable gRPC mode on this port")
+    serve.set_defaults(func=_serve)
+
+    envoy = subparsers.add_parser(
+        "envoy-config",
+        help="print an Envoy bootstrap (and an Istio snippet) that calls meshward",
+        description="Print a working Envoy bootstrap with the ext_authz filter in HTTP or "
+        "gRPC mode, or an Istio meshConfig extensionProviders snippet.",
+    )
+    envoy.add_argument("--mode", choices=("http", "grpc"), default="http")
+    envoy.add_argument(
+        "--istio", action="store_true", help="print the Istio extensionProviders snippet instead"
+    )
+    envoy.add_argument(
+        "--listen-port",
+        type=int,
+        default=10000,
+        help="port Envoy listens on for the protected service",
+    )
+    envoy.add_argument(
+        "--upstream-port",
+        type=int,
+        default=8080,
+        help="port of the protected application on 127.0.0.1",
+    )
+    envoy.add_argument("--authz-host", default="127.0.0.1", help="address of meshward serve")
+    envoy.add_argument("--authz-port", type=int, help="port of meshward serve (mode default)")
+    envoy.add_argument("--admin-port", type=int, default=9901)
+    envoy.add_argument(
+        "--destination", default="app", help="service name sent to meshward for this listener"
+    )
+    envoy.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="require mTLS on the listener: DIR holds cert.pem, key.pem, bundle.pem",
+    )
+    envoy.add_argument("--timeout-ms", type=int, default=250, help="ext_authz call timeout")
+    envoy.set_defaults(func=_envoy_config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from meshward.authz.server import run
+    from meshward.authz.settings import load_settings
+
+    flags: dict[str, Any] = {}
+    if args.policy:
+        flags["policy"] = {"paths": args.policy, "bundle": None}
+    if args.bundle:
+        flags["policy"] = {"paths": [], "bundle": args.bundle}
+    http = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if http:
+        flags["http"] = http
+    if args.grpc_port is not None:
+        flags["grpc"] = {"enabled": True, "port": args.grpc_port}
+    try:
+        settings = load_settings(args.config, flags)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"meshward serve: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return run(settings)
+
+
+def _envoy_config(args: argparse.Namespace) -> int:
+    from meshward.authz import envoy_config
+
+    if args.istio:
+        sys.stdout.write(envoy_config.istio_snippet(args.mode, args.authz_host, args.authz_port))
+        return 0
+    options = envoy_config.EnvoyOptions(
+        mode=args.mode,
+        listen_port=args.listen_port,
+        upstream_port=args.upstream_port,
+        authz_host=args.authz_host,
+        authz_port=args.authz_port,
+        admin_port=args.admin_port,
+        destination=args.destination,
+        tls_dir=args.tls_dir,
+        timeout_ms=args.timeout_ms,
+    )
+    sys.stdout.write(envoy_config.render_yaml(envoy_config.bootstrap(options)))
+    return 0
