@@ -175,7 +175,7 @@ class ServicePolicy:
     key: ServiceKey
     rules: tuple[Rule, ...]
     default: Effect = "deny"
-    spans: tuple[Span, ...] = ()
+    spans: tuple[Span, ...] = field(default=(), compare=False)  # where it was written
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,40 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from meshward.policy import (
+    CompiledPolicy,
+    Decision,
+    Request,
+    compile_policy,
+    evaluate,
+    load_texts,
+    reference_decide,
+)
+
+
+class PolicyUnderTest:
+    """A policy set compiled both ways: every decision is checked against the reference."""
+
+    def __init__(self, *texts: str):
+        self.loaded = load_texts(
+            {f"file{i}.policy": textwrap.dedent(t) for i, t in enumerate(texts)}
+        )
+        self.compiled: CompiledPolicy = compile_policy(self.loaded.policy)
+
+    def decide(
+        self, destination: str, method: str = "GET", path: str = "/", **kw: object
+    ) -> Decision:
+        request = Request(destination, method, path, **kw)  # type: ignore[arg-type]
+        fast = evaluate(self.compiled, request)
+        assert fast == reference_decide(self.loaded.policy, request)
+        return fast
+
+
+@pytest.fixture
+def policy() -> type[PolicyUnderTest]:
+    return PolicyUnderTest

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from meshward.policy import PolicyError, load_texts
+
+
+def check_errors(*texts: str) -> list:
+    with pytest.raises(PolicyError) as info:
+        load_texts({f"f{i}.policy": textwrap.dedent(t) for i, t in enumerate(texts)})
+    return list(info.value.diagnostics)
+
+
+def only(diags: list, code: str):
+    found = [d for d in diags if d.code == code]
+    assert found, f"no {code} in {[d.code for d in diags]}"
+    return found[0]
+
+
+def test_unknown_set_suggests_the_closest_name():
+    d = only(
+        check_errors(
+            """
+            trust_domain "cluster.local"
+            principals frontends = ["ns/a/sa/b"]
+            service s { allow GET /x from frontend }
+            """
+        ),
+        "unknown-set",
+    )
+    assert d.suggestion == "frontends"
+    assert (d.span.line, d.span.column) == (4, 31)
+
+
+def test_duplicate_id_points_at_the_first_use_across_files():
+    d = only(
+        check_errors(
+            'service a { @id("x") allow GET /a }',
+            'service b { @id("x") allow GET /b }',
+        ),
+        "duplicate-id",
+    )
+    assert "f0.policy:1:17" in d.message and d.span.file == "f1.policy"
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ('"spiffe://Cluster.local/ns/a"', "lower-case"),
+        ('"spiffe://td/ns//sa"', "empty"),
+        ('"spiffe://td/ns/a/"', "end with '/'"),
+        ('"spiffe://td/a%20b"', "percent"),
+        ('"spiffe://td/a?x=1"', "query"),
+        ('"spiffe://td:8080/a"', "port"),
+        ('"spiffe://user@td/a"', "userinfo"),
+        ('"spiffe://td/a/../b"', "'..'"),
+        ('"spiffe://td"', "whole trust domain"),
+        ('"spiffe://spiffe://td/a"', "twice"),
+    ],
+)
+def test_malformed_spiffe_ids_name_the_broken_rule(source, fragment):
+    d = only(check_errors(f"service s {{ allow GET /x from {source} }}"), "bad-spiffe-id")
+    assert fragment in d.message
+
+
+def test_relative_id_needs_a_trust_domain():
+    diags = check_errors('service s { allow GET /x from "ns/a/sa/b", namespace "a" }')
+    assert [d.code for d in diags] == ["no-trust-domain", "no-trust-domain"]
+    assert "trust_domain" in (diags[0].help or "")
+
+
+def test_every_semantic_error_is_reported_together_and_nothing_compiles():
+    diags = check_errors(
+        """
+        trust_domain "td"
+        service s:70000 { allow GET /x }
+        service t {
+          allow GET /a/{**}/b from any
+          allow GET /x when source.namspace == "a"
+          allow GET /x when jwt.exp contains "x"
+          allow GET /x from ip "10.0.0.1/8"
+          allow GET /x when source.ip within ["300.0.0.0/8"]
+          allow GET /x host "a.com:80"
+          allow GET /x when jwt.a == ["a"]
+          allow GET /x when destination.port == "80"
+        }
+        """
+    )
+    codes = [d.code for d in diags]
+    assert codes.count("type-mismatch") == 3
+    for code in ("bad-port", "bad-path", "unknown-attribute", "bad-cidr", "host-with-port"):
+        assert code in codes
+    assert only(diags, "unknown-attribute").suggestion == "source.namespace"
+    assert only(diags, "bad-cidr").suggestion == "10.0.0.0/8"
+    assert "{**}" in only(diags, "bad-path").message
+
+
+def test_type_mismatch_names_the_types():
+    d = only(check_errors('service s { allow GET /x when jwt.exp contains "x" }'), "type-mismatch")
+    assert "jwt.exp is a number" in d.message
+
+
+def test_default_is_refused_when_a_service_is_extended_across_files():
+    diags = check_errors(
+        "service s { default allow\n allow GET /a }",
+        "service s { allow GET /b }",
+    )
+    assert only(diags, "default-in-extended-service").span.file == "f0.policy"
+
+
+def test_principal_set_cycles_and_reserved_names():
+    diags = check_errors(
+        """
+        principals a = [b]
+        principals b = [a]
+        principals any = ["spiffe://td/x"]
+        """
+    )
+    assert "set-cycle" in [d.code for d in diags]
+    assert "reserved-name" in [d.code for d in diags]
+
+
+def test_derived_rule_ids_are_stable_and_file_based():
+    loaded = load_texts(
+        {"dir/a.policy": "# c\nservice s {\n allow GET /a\n # moved\n allow GET /b\n}\n"}
+    )
+    assert [r.rule_id for r in loaded.policy.rules()] == ["a.policy:s:1", "a.policy:s:2"]

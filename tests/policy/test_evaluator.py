@@ -1,0 +1,200 @@
+"""Semantics of a decision. Every case runs through the decision tables and the
+reference interpreter (see conftest.PolicyUnderTest), which must agree."""
+
+from __future__ import annotations
+
+TD = 'trust_domain "td"\n'
+WEB = "spiffe://td/ns/web/sa/web"
+OPS = "spiffe://td/ns/ops/sa/admin"
+
+
+def test_default_deny_and_unknown_destinations(policy):
+    p = policy(TD + "service s { allow GET /a from any }")
+    assert not p.decide("s", path="/b").allowed
+    d = p.decide("nowhere", path="/a")
+    assert not d.allowed and "no policy for destination nowhere" in d.reason
+
+
+def test_any_matching_deny_wins_and_names_every_deciding_rule(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          @id("allow-all") allow * from any
+          @id("deny-a") deny GET /a/{**} from any
+          @id("deny-web") deny * from namespace "web"
+        }
+        """
+    )
+    d = p.decide("s", path="/a/x", principal=WEB)
+    assert not d.allowed and d.rule_ids == ("deny-a", "deny-web")
+    assert d.reason == "denied by rule deny-a"
+    assert p.decide("s", path="/b", principal=OPS).rule_ids == ("allow-all",)
+
+
+def test_audit_rules_and_audit_services_never_decide(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          @id("allow-web") allow GET /a from namespace "web"
+          @id("dry-deny") audit deny GET /a from any
+          @id("dry-allow") audit allow POST /a from any
+        }
+        audit service s { @id("svc-dry") deny * from any }
+        """
+    )
+    d = p.decide("s", path="/a", principal=WEB)
+    assert d.allowed and d.rule_ids == ("allow-web",)
+    assert [(a.rule_id, a.effect) for a in d.audit] == [("dry-deny", "deny"), ("svc-dry", "deny")]
+    d = p.decide("s", "POST", "/a", principal=WEB)
+    assert not d.allowed and ("dry-allow", "allow") in [(a.rule_id, a.effect) for a in d.audit]
+
+
+def test_conditions_that_cannot_be_evaluated_fail_closed(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          @id("allow-claim") allow GET /a from any when jwt.role == "admin"
+          @id("deny-unless") deny * /b unless jwt.tier == "gold"
+          allow * /b from any
+          @id("deny-type") deny * /c when jwt.n == 1
+          allow * /c from any
+        }
+        """
+    )
+    d = p.decide("s", path="/a")
+    assert not d.allowed and d.errors[0].message == "jwt.role is missing"
+    d = p.decide("s", path="/a", jwt={"role": ["admin"]})
+    assert not d.allowed and "list" in d.errors[0].message
+    assert p.decide("s", path="/a", jwt={"role": "admin"}).allowed
+    d = p.decide("s", path="/b", jwt={})
+    assert not d.allowed and d.rule_ids == ("deny-unless",) and d.errors
+    assert p.decide("s", path="/b", jwt={"tier": "gold"}).allowed
+    d = p.decide("s", path="/c", jwt={"n": "1"})
+    assert not d.allowed and d.rule_ids == ("deny-type",)
+    assert p.decide("s", path="/c", jwt={"n": 2}).allowed
+
+
+def test_sources(policy):
+    p = policy(
+        TD
+        + """
+        principals web = [sa "web/web"]
+        service s {
+          @id("id") allow GET /id from web
+          @id("ns") allow GET /ns from namespace "ops"
+          @id("td") allow GET /td from trust_domain "other.org"
+          @id("authn") allow GET /authn from authenticated
+          @id("unauthn") allow GET /unauthn from unauthenticated
+          @id("cidr") allow GET /cidr from ip "10.1.0.0/16"
+        }
+        """
+    )
+    assert p.decide("s", path="/id", principal=WEB).allowed
+    assert not p.decide("s", path="/id", principal="spiffe://other/ns/web/sa/web").allowed
+    assert p.decide("s", path="/ns", principal=OPS).allowed
+    assert not p.decide("s", path="/ns", principal="spiffe://x.org/ns/ops/sa/admin").allowed
+    assert p.decide("s", path="/td", principal="spiffe://other.org/anything").allowed
+    assert p.decide("s", path="/authn", principal=WEB).allowed
+    assert not p.decide("s", path="/authn").allowed
+    assert p.decide("s", path="/unauthn").allowed
+    assert not p.decide("s", path="/unauthn", principal=WEB).allowed
+    # An invalid peer ID is no identity at all.
+    assert p.decide("s", path="/unauthn", principal="spiffe://BAD/x").allowed
+    assert p.decide("s", path="/cidr", source_ip="10.1.2.3").allowed
+    assert not p.decide("s", path="/cidr", source_ip="10.2.0.1").allowed
+    assert not p.decide("s", path="/cidr", source_ip="not-an-ip").allowed
+
+
+def test_operations_methods_hosts_ports(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          allow GET, HEAD /r/{*} host "api.example.com", "*.svc.local" port 8080 from any
+        }
+        service s:9090 { allow POST /only-9090 from any }
+        """
+    )
+    ok = {"host": "API.example.com:8080", "port": 8080}
+    assert p.decide("s", "HEAD", "/r/1", **ok).allowed
+    assert not p.decide("s", "POST", "/r/1", **ok).allowed
+    assert p.decide("s", "GET", "/r/1", host="a.svc.local", port=8080).allowed
+    assert not p.decide("s", "GET", "/r/1", host="svc.local", port=8080).allowed
+    assert not p.decide("s", "GET", "/r/1", host="api.example.com", port=8081).allowed
+    assert not p.decide("s", "GET", "/r/1", port=8080).allowed
+    assert p.decide("s", "POST", "/only-9090", port=9090).allowed
+    assert not p.decide("s", "POST", "/only-9090", port=8080).allowed
+
+
+def test_paths_are_canonical_and_queries_never_match(policy):
+    p = policy(
+        TD + "service s { allow GET /public/{**} from any\n deny * /public/secret from any }"
+    )
+    assert p.decide("s", path="/public/a?/secret").allowed
+    assert not p.decide("s", path="/public/./x/../secret").allowed
+    assert not p.decide("s", path="/public//secret").allowed
+    assert not p.decide("s", path="/public/%73ecret").allowed
+    d = p.decide("s", path="/public/a%2Fb")
+    assert not d.allowed and d.reason == "denied: ambiguous path (encoded / (%2F))"
+
+
+def test_condition_operators(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          allow GET /eq when request.headers["X-Env"] == "prod"
+          allow GET /ne when jwt.sub != "mallory"
+          allow GET /in when source.namespace in ["web", "ops"]
+          allow GET /contains when jwt.groups contains "admins"
+          allow GET /scope when jwt.scope contains "read"
+          allow GET /glob when request.host matches "*.example.com"
+          allow GET /within when source.ip within ["192.0.2.0/24", "2001:db8::/32"]
+          allow GET /nested when jwt.realm.access.level == 3
+          allow GET /has when has jwt.email and not has jwt.suspended
+          allow GET /or when jwt.a == true or jwt.b == true
+          allow GET /sni when connection.sni == "s.example" and destination.port == 443
+        }
+        """
+    )
+    assert p.decide("s", path="/eq", headers={"x-env": "prod"}).allowed
+    assert not p.decide("s", path="/ne", jwt={"sub": "mallory"}).allowed
+    assert p.decide("s", path="/ne", jwt={"sub": "alice"}).allowed
+    assert p.decide("s", path="/in", principal=OPS).allowed
+    assert p.decide("s", path="/contains", jwt={"groups": ["dev", "admins"]}).allowed
+    assert not p.decide("s", path="/contains", jwt={"groups": ["administrators"]}).allowed
+    assert p.decide("s", path="/scope", jwt={"scope": "write read"}).allowed
+    assert not p.decide("s", path="/scope", jwt={"scope": "reader"}).allowed
+    assert p.decide("s", path="/glob", host="a.example.com").allowed
+    assert not p.decide("s", path="/glob", host="example.com.evil").allowed
+    assert p.decide("s", path="/within", source_ip="2001:db8::1").allowed
+    assert not p.decide("s", path="/within", source_ip="198.51.100.1").allowed
+    assert p.decide("s", path="/nested", jwt={"realm": {"access": {"level": 3}}}).allowed
+    assert not p.decide("s", path="/nested", jwt={"realm": "flat"}).allowed
+    assert p.decide("s", path="/has", jwt={"email": "a@b"}).allowed
+    assert not p.decide("s", path="/has", jwt={"email": "a@b", "suspended": True}).allowed
+    # Left to right with short-circuit: a true `a` never looks at `b`; a missing `a` is
+    # an error before `b` is reached, so the allow fails closed.
+    assert p.decide("s", path="/or", jwt={"a": True}).allowed
+    d = p.decide("s", path="/or", jwt={"b": True})
+    assert not d.allowed and d.errors[0].message == "jwt.a is missing"
+    assert p.decide("s", path="/sni", sni="s.example", port=443).allowed
+
+
+def test_default_allow_is_per_service(policy):
+    p = policy(TD + "service open { default allow\n deny * /x from any }\nservice closed { }")
+    assert p.decide("open", path="/y").allowed
+    assert not p.decide("open", path="/x").allowed
+    assert not p.decide("closed", path="/y").allowed
+
+
+def test_internal_errors_fail_closed(policy):
+    from meshward.policy import Request, evaluate
+
+    p = policy(TD + "service s { allow * from any }")
+    broken = Request("s", "GET", None)  # type: ignore[arg-type]
+    d = evaluate(p.compiled, broken)
+    assert not d.allowed and d.reason.startswith("denied: internal error")

@@ -1,0 +1,32 @@
+"""The installed distribution exposes only `meshward.*` and ships its grammar."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+
+import meshward.grammar
+
+
+def test_no_bare_top_level_packages_are_installed():
+    dist = importlib.metadata.distribution("meshward")
+    top = set()
+    for f in dist.files or ():
+        parts = f.parts
+        if (
+            parts
+            and not parts[0].endswith((".dist-info", ".pth"))
+            and parts[0] not in ("..", "__pycache__")
+            and not parts[0].startswith("__editable__")
+        ):
+            top.add(parts[0].removesuffix(".py"))
+    assert top <= {"meshward"}, top
+    for name in ("policy", "ca", "grammar"):
+        spec = importlib.util.find_spec(name)
+        assert spec is None or "meshward" not in str(spec.origin or ""), name
+
+
+def test_grammar_ships_as_package_data():
+    from importlib.resources import files
+
+    assert (files(meshward.grammar) / "meshward.lark").read_text().startswith("//")
