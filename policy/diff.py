@@ -203,6 +203,7 @@ def _diff_destination(
         return DestinationDiff(name, "unchanged", (), ids_added, ids_removed, 0)
 
     space = build_space(name, [r for _, r in (*old_rules, *new_rules)], ports)
+    context = [(p, r) for p, r in (*old_rules, *new_rules) if not r.audit]
     within: list[model.Rule | None] = [None] if default_changed else list(regions)
     seen: set[str] = set()
     flips: dict[tuple[Any, ...], list[Request]] = {}
@@ -210,7 +211,7 @@ def _diff_destination(
     checked = 0
     complete = True
     for region in within:
-        for request in space.requests(region):
+        for request in space.requests(region, context):
             if checked >= cell_limit:
                 complete = False
                 break
