@@ -93,9 +93,13 @@ class Authority:
         ttl: dt.timedelta,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         name_constraints: bool = False,
+        path_length: int | None = 0,
         now: dt.datetime | None = None,
     ) -> Authority:
-        """Create a new intermediate CA signed by this one, for the same trust domain."""
+        """Create a new intermediate CA signed by this one, for the same trust domain.
+
+        ``path_length`` 0 (the default) lets it sign only leaves.
+        """
         now = now or utcnow()
         key = generate_private_key(algorithm)
         not_before, not_after = self.validity(ttl, now)
@@ -103,7 +107,7 @@ class Authority:
             self.trust_domain,
             "intermediate",
             key.public_key(),
-            path_length=0,
+            path_length=path_length,
             name_constraints=name_constraints,
         )
         cert = self.sign(builder.not_valid_before(not_before).not_valid_after(not_after))

@@ -272,6 +272,12 @@ class TrustDomainCa:
                 raise AuthorityError("the upstream CA belongs to another trust domain")
             if not upstream_bundle and not upstream.is_self_signed:
                 raise AuthorityError("an upstream intermediate needs the upstream root bundle")
+            basic = upstream.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+            if basic.value.path_length == 0:
+                raise AuthorityError(
+                    "the upstream CA has pathLenConstraint 0: it cannot sign an intermediate",
+                    code="path-length",
+                )
             root_record = _write_authority(
                 store, state, upstream, "root", None, Status.ACTIVE, now, upstream=True
             )

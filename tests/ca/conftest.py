@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
+
 from meshward.ca.authority import Authority, create_root
 
 TD = "example.org"

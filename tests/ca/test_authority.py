@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
+
 from meshward.ca.authority import Authority, create_root, load_authority
 from meshward.ca.errors import AuthorityError
 from meshward.ca.keys import KeyAlgorithm, private_key_pem

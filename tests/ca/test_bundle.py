@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import spiffe
+
 from meshward.ca.bundle import BundleError, TrustBundle
 from meshward.ca.manager import TrustDomainCa
 from meshward.ca.store import FileStore

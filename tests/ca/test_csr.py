@@ -9,6 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+
 from meshward.ca.authority import Authority
 from meshward.ca.csr import approve_csr
 from meshward.ca.errors import CsrRefused

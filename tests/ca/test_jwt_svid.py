@@ -10,6 +10,7 @@ import jwt
 import pytest
 import spiffe
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from meshward.ca.bundle import TrustBundle
 from meshward.ca.errors import JwtSvidInvalid
 from meshward.ca.jwt_svid import issue_jwt_svid, validate_jwt_svid

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
 from meshward.ca.authority import Authority
 from meshward.ca.bundle import TrustBundle
 from meshward.ca.sds_files import (

@@ -7,6 +7,7 @@ import pytest
 import spiffe
 from hypothesis import given
 from hypothesis import strategies as st
+
 from meshward.ca.errors import InvalidSpiffeId
 from meshward.ca.spiffe_id import SpiffeId, validate_trust_domain
 

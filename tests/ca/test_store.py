@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from meshward.ca.errors import StoreError
 from meshward.ca.fsio import TEMP_PREFIX
 from meshward.ca.store import FileStore

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from meshward.ca.authority import Authority, create_root
 from meshward.ca.errors import AuthorityError, InvalidSpiffeId, KeyRejected
 from meshward.ca.keys import KeyAlgorithm, generate_private_key
