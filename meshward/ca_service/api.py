@@ -4,7 +4,8 @@ Callers authenticate with a bootstrap token: a JWT-SVID the CA signed for their 
 with the audience :data:`BOOTSTRAP_AUDIENCE` (``meshward ca issue --bootstrap-token``).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at
+# runtime, and they refer to a dependency defined inside create_app.
 
 import datetime as dt
 import logging

@@ -198,9 +198,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         report = service.run_once(force=args.force)
         return 1 if report.failed else 0
     stop = threading.Event()
+    # uvicorn restores these after its own graceful shutdown and re-raises the signal, so
+    # both modes end here with a clean exit.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     if args.listen is None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
         service.run(stop)
         return 0
     import uvicorn  # only the API mode needs the ASGI server
