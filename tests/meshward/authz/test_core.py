@@ -1,0 +1,206 @@
+"""The transport-independent check: destination, identity, JWT, status, headers, fail-closed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from meshward.authz import core
+from meshward.authz.core import CheckInput
+from meshward.testing.jwt_issuer import TestIssuer
+
+MakeAuthorizer = Callable[..., core.Authorizer]
+
+PRODUCTPAGE = "spiffe://cluster.local/ns/default/sa/productpage"
+DEST = {"x-meshward-destination": "reviews.default"}
+
+
+def _input(method: str = "GET", path: str = "/reviews/1", **kw: Any) -> CheckInput:
+    headers = {**DEST, **kw.pop("headers", {})}
+    return CheckInput(method=method, path=path, host="reviews:9080", headers=headers, **kw)
+
+
+def _metric(authorizer: core.Authorizer, name: str, labels: dict[str, str]) -> float:
+    value = authorizer.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+def test_allow_sets_identity_and_decision_headers(make_authorizer: MakeAuthorizer) -> None:
+    authorizer = make_authorizer()
+    out = authorizer.check(_input(principal=PRODUCTPAGE), "http")
+    assert out.allowed and out.status == 200 and out.rule == "reviews-read"
+    headers = dict(out.upstream_headers)
+    assert headers["x-meshward-principal"] == PRODUCTPAGE
+    assert headers[core.DECISION_ID_HEADER] == out.decision_id
+    labels = {"result": "allow", "rule": "reviews-read"}
+    assert _metric(authorizer, "meshward_authz_decisions_total", labels) == 1
+
+
+def test_allow_without_identity_strips_the_identity_header(
+    make_authorizer: MakeAuthorizer,
+) -> None:
+    out = make_authorizer().check(_input(path="/public/a"), "http")
+    assert out.allowed
+    assert "x-meshward-principal" in out.remove_headers
+    assert "x-meshward-principal" not in dict(out.upstream_headers)
+
+
+def test_deny_has_status_body_and_rule(make_authorizer: MakeAuthorizer) -> None:
+    authorizer = make_authorizer()
+    out = authorizer.check(_input(path="/admin/x", principal=PRODUCTPAGE), "http")
+    assert not out.allowed and out.status == 403
+    assert json.loads(out.body) == {
+        "decision_id": out.decision_id,
+        "decision": "deny",
+        "reason": "denied by rule admin-only-ops",
+        "rule": "admin-only-ops",
+    }
+    assert dict(out.deny_headers)[core.RULE_HEADER] == "admin-only-ops"
+    default = authorizer.check(_input(path="/other"), "http")
+    assert default.rule == core.RULE_DEFAULT and default.status == 403
+
+
+def test_decision_ids_are_unique(make_authorizer: MakeAuthorizer) -> None:
+    authorizer = make_authorizer()
+    ids = {authorizer.check(_input(), "http").decision_id for _ in range(100)}
+    assert len(ids) == 100
+
+
+def test_unknown_destination_and_not_ready_deny(make_authorizer: MakeAuthorizer) -> None:
+    out = make_authorizer().check(CheckInput("GET", "/public/a", "nowhere.example", {}), "http")
+    assert not out.allowed and out.rule == core.RULE_UNKNOWN_DESTINATION
+    named = make_authorizer().check(_input(headers={"x-meshward-destination": "ghost"}), "http")
+    assert not named.allowed and "no policy for destination ghost" in named.reason
+    not_ready = make_authorizer(load=False).check(_input(path="/public/a"), "http")
+    assert not not_ready.allowed and not_ready.rule == core.RULE_NOT_READY
+
+
+def test_host_map_names_the_destination(make_authorizer: MakeAuthorizer) -> None:
+    authorizer = make_authorizer(destination={"hosts": {"reviews": "reviews.default"}})
+    out = authorizer.check(CheckInput("GET", "/public/a", "reviews:9080", {}), "http")
+    assert out.allowed
+
+
+def test_ambiguous_path_is_denied(make_authorizer: MakeAuthorizer) -> None:
+    out = make_authorizer().check(_input(path="/public/a%2F..%2Fadmin"), "http")
+    assert not out.allowed and "ambiguous path" in out.reason
+
+
+def test_configured_deny_status(make_authorizer: MakeAuthorizer) -> None:
+    authorizer = make_authorizer(services={"reviews.default": {"deny_status": 404}})
+    assert authorizer.check(_input(path="/other"), "http").status == 404
+
+
+def test_verified_jwt_feeds_claims_and_upstream_headers(
+    make_authorizer: MakeAuthorizer, issuer: TestIssuer
+) -> None:
+    authorizer = make_authorizer(
+        jwt=True,
+        upstream_headers={"claims": {"sub": "x-meshward-jwt-sub", "scope": "x-meshward-jwt-scope"}},
+    )
+    token = issuer.token({"sub": "alice\r\nx-evil: 1", "scope": ["reviews:write"]})
+    out = authorizer.check(
+        _input("POST", "/reviews/1", headers={"authorization": f"Bearer {token}"}), "http"
+    )
+    assert out.allowed and out.rule == "reviews-write"
+    headers = dict(out.upstream_headers)
+    assert headers["x-meshward-jwt-sub"] == "alice\\r\\nx-evil: 1"
+    assert headers["x-meshward-jwt-scope"] == '["reviews:write"]'
+
+
+def test_failed_jwt_never_feeds_claims_and_says_why(
+    make_authorizer: MakeAuthorizer, issuer: TestIssuer
+) -> None:
+    authorizer = make_authorizer(jwt=True)
+    token = issuer.token({"scope": ["reviews:write"]}, ttl=-600)
+    out = authorizer.check(
+        _input("POST", "/reviews/1", headers={"authorization": f"Bearer {token}"}), "http"
+    )
+    assert not out.allowed and out.status == 403
+    assert "JWT not accepted: expired" in out.reason
+    assert _metric(authorizer, "meshward_authz_jwt_failures_total", {"reason": "expired"}) == 1
+
+
+def test_required_jwt_answers_401(make_authorizer: MakeAuthorizer, issuer: TestIssuer) -> None:
+    authorizer = make_authorizer(jwt=True, services={"reviews.default": {"require_jwt": True}})
+    missing = authorizer.check(_input(path="/public/a"), "http")
+    assert (missing.status, missing.rule) == (401, core.RULE_JWT_REQUIRED)
+    assert "(missing)" in missing.reason
+    wrong = authorizer.check(
+        _input(path="/public/a", headers={"authorization": f"Bearer {issuer.token({'aud': 'x'})}"}),
+        "http",
+    )
+    assert wrong.status == 401 and "wrong_audience" in wrong.reason
+    ok = authorizer.check(
+        _input(path="/public/a", headers={"authorization": f"Bearer {issuer.token()}"}), "http"
+    )
+    assert ok.allowed
+
+
+def test_internal_error_is_a_deny(make_authorizer: MakeAuthorizer) -> None:
+    authorizer = make_authorizer()
+    broken = CheckInput("GET", "/public/a", None, None)  # type: ignore[arg-type]
+    out = authorizer.check(broken, "http")
+    assert not out.allowed and out.status == 403
+    assert out.rule == core.RULE_INTERNAL_ERROR and "internal error" in out.reason
+    assert _metric(authorizer, "meshward_authz_internal_errors_total", {}) == 1
+
+
+def test_decision_log_holds_no_secrets(
+    make_authorizer: MakeAuthorizer, issuer: TestIssuer, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "decisions.jsonl"
+    authorizer = make_authorizer(jwt=True, decision_log={"path": str(log_path)})
+    token = issuer.token({"scope": ["reviews:write"]})
+    secret_headers = {
+        "authorization": f"Bearer {token}",
+        "cookie": "session=s3cr3t-cookie",
+        "x-api-key": "k3y",
+    }
+    for method, path in (
+        ("POST", "/reviews/1?access_token=q5ecret"),
+        ("GET", "/public/probe"),
+        ("GET", "/admin/x"),
+    ):
+        authorizer.check(_input(method, path, headers=secret_headers), "http")
+    authorizer.decision_log.close()
+    text = log_path.read_text()
+    for secret in (token, "s3cr3t-cookie", "k3y", "q5ecret", "Bearer"):
+        assert secret not in text
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [r["result"] for r in records] == ["allow", "allow", "deny"]
+    first, probe, admin = records
+    assert first["path"] == "/reviews/1" and first["jwt"] == "verified"
+    assert first["destination"] == "reviews.default" and first["method"] == "POST"
+    assert probe["audit"] == [{"rule": "audit-probe", "would": "deny"}]
+    assert admin["rule"] == "admin-only-ops"
+    assert set(first) == set(
+        [
+            "time",
+            "decision_id",
+            "source",
+            "destination",
+            "method",
+            "path",
+            "result",
+            "status",
+            "rule",
+            "reason",
+            "audit",
+            "jwt",
+            "latency_us",
+        ]
+    )
+
+
+def test_allowed_decisions_are_sampled(make_authorizer: MakeAuthorizer, tmp_path: Path) -> None:
+    log_path = tmp_path / "decisions.jsonl"
+    authorizer = make_authorizer(decision_log={"path": str(log_path), "allow_sample_rate": 0})
+    for _ in range(5):
+        authorizer.check(_input(path="/public/a"), "http")
+        authorizer.check(_input(path="/admin/a"), "http")
+    authorizer.decision_log.close()
+    results = [json.loads(line)["result"] for line in log_path.read_text().splitlines()]
+    assert results == ["deny"] * 5

@@ -1,0 +1,120 @@
+"""Policy loading and reload: atomic swap, bad policies refused, watcher and bundles."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from meshward.authz.holder import PolicyHolder, PolicyWatcher, ReloadResult
+from meshward.authz.settings import PolicySettings
+from meshward.policy import load_paths
+from meshward.policy.bundle import write as write_bundle
+
+GOOD = 'service a {\n  @id("r1")\n  allow GET /x from any\n}\n'
+BETTER = GOOD + 'service b {\n  @id("r2")\n  allow GET /y from any\n}\n'
+BROKEN = "service a {\n  allow GIT /x from anyy\n"
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _bump(path: Path, text: str) -> None:
+    """Write and move the mtime forward, so a change is visible even within one tick."""
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_not_ready_until_a_policy_loads(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(BROKEN)
+    results: list[ReloadResult] = []
+    holder = PolicyHolder(PolicySettings(paths=[source]), on_reload=results.append)
+    assert not holder.ready
+    result = holder.reload()
+    assert not result.ok
+    assert not holder.ready
+    assert holder.last_error is not None and "a.policy:" in holder.last_error
+    _bump(source, GOOD)
+    assert holder.reload().ok
+    assert holder.ready
+    assert holder.last_error is None
+    assert [r.ok for r in results] == [False, True]
+
+
+def test_bad_policy_is_refused_and_the_last_good_one_keeps_serving(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(GOOD)
+    holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
+    assert holder.reload().ok
+    good = holder.policy
+    _bump(source, BROKEN)
+    result = holder.reload()
+    assert not result.ok
+    assert holder.policy is good
+    assert result.fingerprint == good.fingerprint if good else False
+    assert result.error is not None and "error" in result.error
+
+
+def test_swap_replaces_the_whole_policy(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(GOOD)
+    holder = PolicyHolder(PolicySettings(paths=[source]))
+    holder.reload()
+    first = holder.policy
+    _bump(source, BETTER)
+    assert holder.reload().ok
+    assert holder.policy is not first
+    assert holder.policy is not None and holder.policy.rule_count == 2
+
+
+def test_missing_files_are_refused(tmp_path: Path) -> None:
+    holder = PolicyHolder(PolicySettings(paths=[tmp_path / "missing"]))
+    result = holder.reload()
+    assert not result.ok and result.error is not None and "cannot load" in result.error
+
+
+def test_bundle_source(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(BETTER)
+    bundle = tmp_path / "policy.bundle"
+    write_bundle(load_paths([source]).policy, bundle)
+    holder = PolicyHolder(PolicySettings(bundle=bundle))
+    assert holder.reload().ok and holder.policy is not None
+    assert holder.policy.rule_count == 2
+    bundle.write_text(bundle.read_text().replace('"r2"', '"r3"'))
+    result = holder.reload()
+    assert not result.ok and result.error is not None and "checksum" in result.error
+    assert holder.policy.rule_count == 2
+
+
+def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(GOOD)
+    settings = PolicySettings(paths=[tmp_path], poll_interval_seconds=0.1)
+    results: list[ReloadResult] = []
+    holder = PolicyHolder(settings, on_reload=results.append)
+    holder.reload()
+    watcher = PolicyWatcher(holder, settings)
+    watcher.start()
+    try:
+        _bump(source, BETTER)
+        assert _wait(lambda: holder.policy is not None and holder.policy.rule_count == 2)
+        _bump(source, BROKEN)
+        assert _wait(lambda: holder.last_error is not None)
+        assert holder.policy is not None and holder.policy.rule_count == 2
+        attempts = len(results)
+        time.sleep(0.5)  # an unchanged broken file is not retried on every poll
+        assert len(results) == attempts
+        watcher.request_reload()
+        assert _wait(lambda: len(results) == attempts + 1)
+    finally:
+        watcher.stop()

@@ -1,0 +1,66 @@
+"""Settings: file, environment and flags, validated with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from meshward.authz.settings import load_settings
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "authz.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(
+        tmp_path,
+        "policy: {paths: [p]}\nhttp: {port: 1000, host: 127.0.0.2}\nidentity: {mode: xfcc}\n",
+    )
+    monkeypatch.setenv("MESHWARD_AUTHZ_HTTP__PORT", "2000")
+    monkeypatch.setenv("MESHWARD_AUTHZ_DECISION_LOG__ALLOW_SAMPLE_RATE", "0.25")
+    settings = load_settings(path)
+    assert settings.http.port == 2000
+    assert settings.http.host == "127.0.0.2"
+    assert settings.identity.mode == "xfcc"
+    assert settings.decision_log.allow_sample_rate == 0.25
+    flagged = load_settings(path, {"http": {"port": 3000}, "policy": {"paths": [], "bundle": "b"}})
+    assert flagged.http.port == 3000
+    assert flagged.http.host == "127.0.0.2"
+    assert flagged.policy.bundle == Path("b")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("http: {port: 1}\n", "policy"),
+        ("policy: {paths: [p], bundle: b}\n", "exactly one of policy.paths"),
+        ("policy: {paths: [p]}\nhttp: {check_prefix: /metrics}\n", "admin paths"),
+        ("policy: {paths: [p]}\nhttp: {check_prefix: check}\n", "starts with '/'"),
+        ("policy: {paths: [p]}\nidentity: {mode: trust-me}\n", "mode"),
+        ("policy: {paths: [p]}\nunknown: 1\n", "unknown"),
+        (
+            "policy: {paths: [p]}\njwt: {issuers: [{issuer: i, audiences: [a], jwks_file: f,"
+            " algorithms: [HS256]}]}\n",
+            "HS256",
+        ),
+        (
+            "policy: {paths: [p]}\njwt: {issuers: [{issuer: i, audiences: [a]}]}\n",
+            "exactly one of jwks_file and jwks_url",
+        ),
+        ("policy: {paths: [p]}\njwt: {leeway_seconds: 3600}\n", "leeway"),
+        ("policy: {paths: [p]}\nservices: {a: {deny_status: 200}}\n", "deny_status"),
+    ],
+)
+def test_invalid_settings_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        load_settings(_write(tmp_path, text))
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="mapping"):
+        load_settings(_write(tmp_path, "- a\n"))

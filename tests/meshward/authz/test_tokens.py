@@ -1,0 +1,189 @@
+"""JWT verification with real keys, a JWKS file and a JWKS URL on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from meshward.authz import tokens
+from meshward.authz.settings import JwtSettings
+from meshward.authz.tokens import JwtVerifier, bearer_token
+from meshward.testing.jwt_issuer import TestIssuer
+
+
+def _verifier(issuer: TestIssuer, jwks: dict[str, Any], **extra: Any) -> JwtVerifier:
+    source = extra.pop("source")
+    return JwtVerifier(
+        JwtSettings(
+            issuers=[
+                {
+                    "issuer": issuer.issuer,
+                    "audiences": [issuer.audience, "other"],
+                    "algorithms": ["ES256"],
+                    **source,
+                    **jwks,
+                }
+            ],
+            **extra,
+        )
+    )
+
+
+@pytest.fixture
+def file_verifier(issuer: TestIssuer, tmp_path: Path) -> JwtVerifier:
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    return _verifier(issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0)
+
+
+def test_valid_token_feeds_claims(issuer: TestIssuer, file_verifier: JwtVerifier) -> None:
+    result = file_verifier.verify(issuer.token({"sub": "alice", "scope": ["a", "b"]}))
+    assert result.verified
+    assert result.claims is not None
+    assert result.claims["sub"] == "alice"
+    assert result.claims["scope"] == ["a", "b"]
+
+
+def test_failures_are_classified(issuer: TestIssuer, file_verifier: JwtVerifier) -> None:
+    stranger = TestIssuer("https://stranger.test")
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    cases = {
+        tokens.EXPIRED: issuer.token(ttl=-120),
+        tokens.NOT_YET_VALID: issuer.token({"nbf": int(time.time()) + 600}),
+        tokens.WRONG_AUDIENCE: issuer.token({"aud": "someone-else"}),
+        tokens.UNKNOWN_ISSUER: stranger.token(),
+        tokens.BAD_SIGNATURE: issuer.token(key=other_key),
+        tokens.UNKNOWN_KEY: issuer.token(kid="nope", key=other_key),
+        tokens.MALFORMED: "not.a.jwt",
+        tokens.MISSING_CLAIM: issuer.token(ttl=None),
+        tokens.DISALLOWED_ALGORITHM: pyjwt.encode(
+            {"iss": issuer.issuer, "aud": issuer.audience, "exp": int(time.time()) + 60},
+            "a-shared-secret-that-is-long-enough-for-hs256",
+            algorithm="HS256",
+        ),
+    }
+    for reason, token in cases.items():
+        result = file_verifier.verify(token)
+        assert (result.claims, result.reason) == (None, reason), reason
+    assert file_verifier.verify(None) == tokens.NO_TOKEN
+
+
+def test_unsigned_token_is_refused(issuer: TestIssuer, file_verifier: JwtVerifier) -> None:
+    token = pyjwt.encode(
+        {"iss": issuer.issuer, "aud": issuer.audience, "exp": int(time.time()) + 60},
+        None,
+        algorithm="none",
+    )
+    assert file_verifier.verify(token).reason == tokens.DISALLOWED_ALGORITHM
+
+
+def test_leeway_is_bounded_skew(issuer: TestIssuer, tmp_path: Path) -> None:
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    lenient = _verifier(issuer, {}, source={"jwks_file": str(path)}, leeway_seconds=60)
+    assert lenient.verify(issuer.token(ttl=-30)).verified
+    assert lenient.verify(issuer.token(ttl=-90)).reason == tokens.EXPIRED
+
+
+def test_verified_tokens_are_cached_until_expiry(issuer: TestIssuer, tmp_path: Path) -> None:
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    verifier = _verifier(
+        issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0, leeway_seconds=0
+    )
+    hot = issuer.token({"sub": "hot"})
+    short = issuer.token({"sub": "short"}, ttl=1)
+    assert verifier.verify(hot).verified
+    assert verifier.verify(short).verified
+    # Replace the key behind kid k1 and make the verifier reload the JWKS (unknown kid).
+    old = ec.generate_private_key(ec.SECP256R1())
+    replacement = TestIssuer(issuer.issuer, issuer.audience)
+    replacement.write_jwks(path)
+    assert verifier.verify(issuer.token(kid="unknown", key=old)).reason == tokens.UNKNOWN_KEY
+    # The cached token is not re-verified; a new token under the old key fails.
+    assert verifier.verify(hot).verified
+    assert verifier.verify(issuer.token({"sub": "fresh"})).reason == tokens.BAD_SIGNATURE
+    deadline = time.time() + 5
+    while time.time() < deadline and verifier.verify(short).verified:
+        time.sleep(0.2)
+    assert verifier.verify(short).reason in (tokens.EXPIRED, tokens.BAD_SIGNATURE)
+
+
+def test_cache_is_bounded(issuer: TestIssuer, tmp_path: Path) -> None:
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, cache_size=3)
+    for i in range(10):
+        assert verifier.verify(issuer.token({"n": i})).verified
+    assert len(verifier._cache) == 3
+
+
+class _JwksHandler(http.server.BaseHTTPRequestHandler):
+    body: ClassVar[bytes] = b"{}"
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).hits.append(self.path)
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[tuple[str, type[_JwksHandler]]]:
+    handler = type("Handler", (_JwksHandler,), {"hits": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_jwks_url_refreshes_on_unknown_kid_rate_limited(
+    issuer: TestIssuer, jwks_server: tuple[str, type[_JwksHandler]]
+) -> None:
+    url, handler = jwks_server
+    handler.body = json.dumps(issuer.jwks()).encode()
+    verifier = _verifier(issuer, {}, source={"jwks_url": url}, jwks_min_refresh_seconds=0)
+    assert verifier.verify(issuer.token()).verified
+    assert len(handler.hits) == 1
+    issuer.add_key()  # rotation: the new key signs, the JWKS publishes both
+    handler.body = json.dumps(issuer.jwks()).encode()
+    assert verifier.verify(issuer.token()).verified
+    assert len(handler.hits) == 2
+
+    limited = _verifier(issuer, {}, source={"jwks_url": url}, jwks_min_refresh_seconds=3600)
+    assert limited.verify(issuer.token()).verified
+    before = len(handler.hits)
+    for _ in range(5):
+        assert (
+            limited.verify(
+                issuer.token(kid="gone", key=ec.generate_private_key(ec.SECP256R1()))
+            ).reason
+            == tokens.UNKNOWN_KEY
+        )
+    assert len(handler.hits) == before  # unknown kids do not hammer the JWKS endpoint
+
+
+def test_unreachable_jwks_fails_closed(issuer: TestIssuer) -> None:
+    verifier = _verifier(issuer, {}, source={"jwks_url": "http://127.0.0.1:9/jwks.json"})
+    assert verifier.verify(issuer.token()).reason == tokens.UNKNOWN_KEY
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer", None)],
+)
+def test_bearer_token(header: str, token: str | None) -> None:
+    assert bearer_token(header) == token
