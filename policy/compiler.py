@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from . import model
 from .conditions import compile_rule_condition
+from .decision import decide
 from .tables import CompiledPolicy, DecisionTable, PathNode, Row
 
 
@@ -37,7 +38,8 @@ def compile_policy(policy: model.PolicySet, fingerprint: str = "") -> CompiledPo
 def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> DecisionTable:
     """Index one destination's rules; the row order is the rules' order, which never
     affects a decision (every matching row is considered)."""
-    deny = allow = audit = 0
+    effective_default: model.Effect = "allow" if default == "allow" else "deny"
+    slow = 0
     source_any = source_authn = source_unauthn = 0
     ids: dict[str, int] = defaultdict(int)
     namespaces: dict[str, int] = defaultdict(int)
@@ -55,13 +57,18 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
     rows = []
     for index, rule in enumerate(rules):
         bit = 1 << index
-        rows.append(Row(rule.rule_id, rule.effect, rule.audit, compile_rule_condition(rule)))
-        if rule.audit:
-            audit |= bit
-        elif rule.effect == "deny":
-            deny |= bit
-        else:
-            allow |= bit
+        condition = compile_rule_condition(rule)
+        alone = decide(
+            destination,
+            effective_default,
+            [rule.rule_id] if rule.effect == "deny" else [],
+            [rule.rule_id] if rule.effect == "allow" else [],
+            [],
+            [],
+        )
+        rows.append(Row(rule.rule_id, rule.effect, rule.audit, condition, alone))
+        if rule.audit or condition is not None:
+            slow |= bit
         for source in rule.sources:
             if source.kind == "any":
                 source_any |= bit
@@ -112,11 +119,10 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
     methods = _method_index(method_sets, methods_any)
     return DecisionTable(
         destination=destination,
-        default="allow" if default == "allow" else "deny",
+        default=effective_default,
         rows=tuple(rows),
-        enforce_deny=deny,
-        enforce_allow=allow,
-        audit=audit,
+        no_match=decide(destination, effective_default, [], [], [], []),
+        slow=slow,
         source_any=source_any,
         source_authenticated=source_authn,
         source_unauthenticated=source_unauthn,

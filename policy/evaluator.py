@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from .conditions import Context, EvalError
 from .decision import AuditOutcome, Decision, RuleError, ambiguous_path, decide, no_policy
-from .identity import peer_identity
+from .identity import Identity, peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request
-from .tables import CompiledPolicy
+from .tables import CompiledPolicy, DecisionTable
 
 
 def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
@@ -19,22 +19,34 @@ def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
     Any unexpected failure is a deny that says so.
     """
     try:
-        return _evaluate(policy, request)
+        table = policy.tables.get((request.destination, request.port))
+        if table is None:
+            table = policy.tables.get((request.destination, None))
+            if table is None:
+                return no_policy(request.destination)
+        try:
+            path = canonical_path(request.path)
+        except AmbiguousPathError as exc:
+            return ambiguous_path(str(exc))
+        identity = peer_identity(request.principal)
+        hits = table.candidates(
+            request.method, path, request.host, request.port, identity, request.source_ip
+        )
+        if not hits:
+            return table.no_match
+        if not hits & table.slow and not hits & (hits - 1):
+            # One unconditional, enforcing row: its decision was built at compile time.
+            return table.rows[hits.bit_length() - 1].alone
+        return _decide_rows(table, request, path, identity, hits)
     except Exception as exc:  # fail closed, whatever went wrong
         return Decision(False, (), f"denied: internal error ({type(exc).__name__})")
 
 
-def _evaluate(policy: CompiledPolicy, request: Request) -> Decision:
-    table = policy.table_for(request.destination, request.port)
-    if table is None:
-        return no_policy(request.destination)
-    try:
-        path = canonical_path(request.path)
-    except AmbiguousPathError as exc:
-        return ambiguous_path(str(exc))
-    identity = peer_identity(request.principal)
+def _decide_rows(
+    table: DecisionTable, request: Request, path: str, identity: Identity | None, hits: int
+) -> Decision:
+    """Run the candidate rows' conditions and combine every match."""
     host = request.host_name
-    hits = table.candidates(request.method, path, host, request.port, identity, request.source_ip)
     denies: list[str] = []
     allows: list[str] = []
     audit: list[AuditOutcome] = []

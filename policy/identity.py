@@ -29,11 +29,7 @@ class Identity:
     path: str
     namespace: str | None
     service_account: str | None
-
-    @property
-    def namespace_key(self) -> str | None:
-        """``trust_domain/namespace``: how the model names a namespace source."""
-        return None if self.namespace is None else f"{self.trust_domain}/{self.namespace}"
+    namespace_key: str  # ``trust_domain/namespace`` as the model names it; "" if none
 
 
 def parse_spiffe_id(text: str) -> Identity:
@@ -77,6 +73,7 @@ def parse_spiffe_id(text: str) -> Identity:
         path=path,
         namespace=m.group(1) if m else None,
         service_account=m.group(2) if m else None,
+        namespace_key=f"{trust_domain}/{m.group(1)}" if m else "",
     )
 
 

@@ -23,17 +23,20 @@ class AmbiguousPathError(ValueError):
 
 def canonical_path(raw: str) -> str:
     """The canonical path for matching; raises :class:`AmbiguousPathError`."""
-    path = raw.split("?", 1)[0].split("#", 1)[0]
     # Fast path: already canonical paths (the common case) skip all the work below.
+    # (Plain `in` tests: measured twice as fast as one regex search on typical paths.)
     if (
-        path.startswith("/")
-        and "%" not in path
-        and "//" not in path
-        and "/." not in path
-        and "\\" not in path
-        and "\x00" not in path
+        raw[:1] == "/"
+        and "%" not in raw
+        and "//" not in raw
+        and "/." not in raw
+        and "?" not in raw
+        and "\\" not in raw
+        and "\x00" not in raw
+        and "#" not in raw
     ):
-        return path
+        return raw
+    path = raw.split("?", 1)[0].split("#", 1)[0]
     if not path.startswith("/"):
         raise AmbiguousPathError("the path does not start with '/'")
     if "\x00" in path:

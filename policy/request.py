@@ -7,23 +7,23 @@ identity and JWT claims in it must already be verified by the adapter.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-_EMPTY: Mapping[str, str] = {}
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 class RequestError(ValueError):
     """A request document that does not have the documented shape."""
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """One authorization question: may this caller make this call to this destination?
 
     ``principal`` is the caller's SPIFFE ID (None: no mTLS identity); ``jwt`` holds
     claims of a token that was verified (None: no verified token); ``path`` is raw, as
     received, and is canonicalised by the evaluator; header names are lower-case.
+    A named tuple: adapters build one per request, and that must cost next to nothing.
     """
 
     destination: str
@@ -31,7 +31,7 @@ class Request:
     path: str
     port: int | None = None
     host: str | None = None
-    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    headers: Mapping[str, str] = _EMPTY
     principal: str | None = None
     source_ip: str | None = None
     jwt: Mapping[str, Any] | None = None
@@ -40,12 +40,7 @@ class Request:
     @property
     def host_name(self) -> str | None:
         """The host without a port, lower-case (``Reviews:9080`` is ``reviews``)."""
-        if self.host is None:
-            return None
-        host = self.host.lower()
-        if host.startswith("["):  # [v6]:port
-            return host.split("]", 1)[0] + "]"
-        return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return host_name(self.host)
 
     @classmethod
     def from_json(cls, doc: Any) -> Request:
@@ -98,3 +93,13 @@ class Request:
         if self.sni is not None:
             out["sni"] = self.sni
         return out
+
+
+def host_name(host: str | None) -> str | None:
+    """A Host / :authority value without its port, lower-case."""
+    if host is None:
+        return None
+    host = host.lower()
+    if host.startswith("["):  # [v6]:port
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

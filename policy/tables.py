@@ -14,18 +14,25 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .conditions import RuleCondition
+from .decision import Decision
 from .identity import Identity
 from .model import Network
+from .request import host_name
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A compiled rule: what the evaluator needs once the indexes chose it."""
+    """A compiled rule: what the evaluator needs once the indexes chose it.
+
+    ``alone`` is the decision when this row is the only one that matches, built once
+    so the common case allocates nothing per request.
+    """
 
     rule_id: str
     effect: Literal["allow", "deny"]
     audit: bool
     condition: RuleCondition | None
+    alone: Decision
 
 
 @dataclass(slots=True)
@@ -52,25 +59,27 @@ class PathNode:
 def match_path(root: PathNode, path: str) -> int:
     """The mask of path patterns that match a canonical path."""
     segments = path.split("/")
-    n = len(segments)
+    return _match_from(root, segments, 1, len(segments))
+
+
+def _match_from(node: PathNode, segments: list[str], i: int, n: int) -> int:
+    # Follow literal children iteratively; only `{*}` branches recurse.
     found = 0
-    stack = [(root, 1)]
-    while stack:
-        node, i = stack.pop()
+    while True:
         found |= node.rest
         if i == n:
-            found |= node.end
-            continue
+            return found | node.end
         segment = segments[i]
         for prefix, mask in node.prefixes:
             if segment.startswith(prefix):
                 found |= mask
-        child = node.children.get(segment)
-        if child is not None:
-            stack.append((child, i + 1))
         if node.one is not None and segment:
-            stack.append((node.one, i + 1))
-    return found
+            found |= _match_from(node.one, segments, i + 1, n)
+        child = node.children.get(segment)
+        if child is None:
+            return found
+        node = child
+        i += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +89,8 @@ class DecisionTable:
     destination: str
     default: Literal["allow", "deny"]
     rows: tuple[Row, ...]
-    enforce_deny: int  # masks of row classes
-    enforce_allow: int
-    audit: int
+    no_match: Decision  # the decision when no row matches: the service default
+    slow: int  # rows with conditions or audit: they need more than a lookup
     # source indexes
     source_any: int
     source_authenticated: int
@@ -106,7 +114,7 @@ class DecisionTable:
         self,
         method: str,
         path: str,
-        host: str | None,
+        request_host: str | None,
         port: int | None,
         identity: Identity | None,
         source_ip: str | None,
@@ -116,28 +124,28 @@ class DecisionTable:
         if not mask:
             return 0
         if identity is None:
-            mask &= self.source_any | self.source_unauthenticated | self._networks(source_ip)
+            callers = self.source_any | self.source_unauthenticated
         else:
-            mask &= (
+            callers = (
                 self.source_any
                 | self.source_authenticated
                 | self.source_ids.get(identity.spiffe_id, 0)
-                | self.source_namespaces.get(identity.namespace_key or "", 0)
+                | self.source_namespaces.get(identity.namespace_key, 0)
                 | self.source_trust_domains.get(identity.trust_domain, 0)
-                | self._networks(source_ip)
             )
-        if not mask:
-            return 0
+        if self.source_networks:
+            callers |= self._networks(source_ip)
+        mask &= callers
         if mask & ~self.paths_any:
             mask &= self.paths_any | match_path(self.path_root, path)
         if mask & ~self.hosts_any:
-            mask &= self.hosts_any | self._hosts(host)
+            mask &= self.hosts_any | self._hosts(host_name(request_host))
         if mask & ~self.ports_any:
             mask &= self.ports_any | (self.ports.get(port, 0) if port is not None else 0)
         return mask
 
     def _networks(self, source_ip: str | None) -> int:
-        if not self.source_networks or not source_ip:
+        if not source_ip:
             return 0
         try:
             address = ipaddress.ip_address(source_ip)
@@ -167,9 +175,3 @@ class CompiledPolicy:
     tables: dict[tuple[str, int | None], DecisionTable]
     rule_count: int
     fingerprint: str
-
-    def table_for(self, destination: str, port: int | None) -> DecisionTable | None:
-        table = self.tables.get((destination, port))
-        if table is None and port is not None:
-            table = self.tables.get((destination, None))
-        return table

@@ -15,6 +15,7 @@ def test_workload_ids_expose_namespace_and_service_account():
     assert ident.namespace_key == "cluster.local/web"
     other = parse_spiffe_id("spiffe://example.org/billing/worker")
     assert other.namespace is None and other.path == "/billing/worker"
+    assert other.namespace_key == ""
 
 
 @pytest.mark.parametrize(
