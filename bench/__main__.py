@@ -1,0 +1,561 @@
+"""``python -m bench [engines|ca|authz|tooling|all] [options]``: run benchmarks, print tables.
+
+``engines`` (the default) compares meshward's decision tables with Cedar, Rego and
+pycasbin on one seeded workload; the other suites live in their own modules and are
+reported as not available when absent. Each suite prints a markdown section and writes it
+to ``bench/RESULTS.md`` (other sections are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .engines import (
+    PEERS,
+    EngineInfo,
+    MeshwardEngine,
+    NaiveEngine,
+    PeerRefused,
+    PeerUnavailable,
+)
+from .workload import SIZES, Access, Mesh, generate_mesh, generate_requests
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## Policy engine"
+SUITES = {
+    "ca": "bench.ca_issuance",
+    "authz": "bench.e2e_authz",
+    "tooling": "bench.tooling",
+}
+PEER_SIZES = (100, 1_000, 10_000, 100_000)
+
+# Targets of the policy-engine benchmark (issue 2).
+TARGET_MEDIAN_US = 2.0
+TARGET_GROWTH = 1.5
+TARGET_PEER_RATIO = 30.0
+TARGET_NAIVE_RATIO = 5.0
+TARGET_COMPILE_S = 2.0
+
+
+# --- measuring -----------------------------------------------------------------------
+
+
+def timer_overhead_ns(samples: int = 20_000) -> int:
+    """The median cost of one back-to-back ``perf_counter_ns`` pair (subtracted per call)."""
+    clock = time.perf_counter_ns
+    pairs = []
+    for _ in range(samples):
+        t0 = clock()
+        t1 = clock()
+        pairs.append(t1 - t0)
+    return int(statistics.median(pairs))
+
+
+def time_calls(
+    decide: Callable[[Access], bool], requests: Sequence[Access], passes: int, overhead: int
+) -> list[float]:
+    """Per-call latencies in µs, timer overhead removed, over ``passes`` runs of the stream."""
+    clock = time.perf_counter_ns
+    out: list[int] = []
+    append = out.append
+    gc.collect()
+    for _ in range(passes):
+        for access in requests:
+            t0 = clock()
+            decide(access)
+            append(clock() - t0)
+    return [max(0, ns - overhead) / 1000 for ns in out]
+
+
+def time_batch(decide: Callable[[Access], bool], requests: Sequence[Access]) -> float:
+    """Mean µs per decision over one untimed-per-call pass (a cross-check of the medians)."""
+    gc.collect()
+    t0 = time.perf_counter_ns()
+    for access in requests:
+        decide(access)
+    return (time.perf_counter_ns() - t0) / len(requests) / 1000
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@dataclass(slots=True)
+class Row:
+    """One engine at one size."""
+
+    size: int
+    info: EngineInfo
+    median: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    build_s: float | None = None
+    mismatches: int | None = None
+    note: str = ""
+
+
+@dataclass(slots=True)
+class CompileStats:
+    """meshward's build of one size."""
+
+    size: int
+    destinations: int
+    policy_bytes: int
+    parse_check_s: float
+    compile_s: float
+    tables_bytes: int
+    rss_delta_bytes: int
+
+    @property
+    def total_s(self) -> float:
+        return self.parse_check_s + self.compile_s
+
+
+@dataclass(slots=True)
+class Run:
+    """Everything one ``engines`` run measured."""
+
+    seed: int
+    n_requests: int
+    rows: list[Row] = field(default_factory=list)
+    compiles: list[CompileStats] = field(default_factory=list)
+    allowed: dict[int, float] = field(default_factory=dict)
+    overhead_ns: int = 0
+    missing: dict[str, str] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+def build_meshward(mesh: Mesh) -> tuple[MeshwardEngine, CompileStats]:
+    """Build meshward for one mesh, measuring parse+check, compile, tables and RSS."""
+    from meshward.policy import compile_policy
+
+    gc.collect()
+    rss0 = rss_bytes()
+    engine = MeshwardEngine(mesh)
+    gc.collect()
+    rss1 = rss_bytes()
+    # A second compile under tracemalloc: the bytes the decision tables keep alive.
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    retained = compile_policy(engine.policy)
+    gc.collect()
+    tables_bytes = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del retained
+    stats = CompileStats(
+        size=len(mesh.rules),
+        destinations=len(engine.compiled.tables),
+        policy_bytes=sum(len(t.encode()) for t in engine.texts.values()),
+        parse_check_s=engine.parse_check_s,
+        compile_s=engine.compile_s,
+        tables_bytes=tables_bytes,
+        rss_delta_bytes=rss1 - rss0,
+    )
+    return engine, stats
+
+
+def measure_row(
+    row: Row,
+    decide: Callable[[Access], bool],
+    requests: Sequence[Access],
+    reference: Sequence[bool] | None,
+    passes: int,
+    overhead: int,
+) -> Row:
+    """Check every decision against the reference (this pass is also the warm-up), then
+    time the stream; a row that disagrees anywhere gets no timings."""
+    decisions = [decide(a) for a in requests]
+    if reference is not None:
+        row.mismatches = sum(d != r for d, r in zip(decisions, reference, strict=True))
+        if row.mismatches:
+            row.note = f"FAILED: {row.mismatches} decisions differ from meshward; not timed"
+            return row
+    samples = time_calls(decide, requests, passes, overhead)
+    row.median = statistics.median(samples)
+    row.p99 = percentile(samples, 0.99)
+    row.mean = time_batch(decide, requests)
+    return row
+
+
+def run_engines(
+    sizes: Sequence[int],
+    peer_sizes: Sequence[int],
+    peers: Sequence[str],
+    seed: int,
+    n_requests: int,
+    passes: int,
+    log: Callable[[str], None],
+) -> Run:
+    """The whole policy-engine benchmark."""
+    started = time.perf_counter()
+    run = Run(seed, n_requests, overhead_ns=timer_overhead_ns())
+    for size in sizes:
+        mesh = generate_mesh(size, seed)
+        requests = generate_requests(mesh, n_requests, seed + 1)
+        log(f"{size:>7} rules: building meshward")
+        engine, stats = build_meshward(mesh)
+        run.compiles.append(stats)
+        reference = [engine.decide(a) for a in requests]
+        run.allowed[size] = sum(reference) / len(reference)
+        row = Row(size, MeshwardEngine.info(), build_s=stats.total_s)
+        run.rows.append(measure_row(row, engine.decide, requests, None, passes, run.overhead_ns))
+        del engine
+        log(f"{size:>7} rules: naive scan")
+        t0 = time.perf_counter()
+        naive = NaiveEngine(mesh)
+        row = Row(size, NaiveEngine.info(), build_s=time.perf_counter() - t0)
+        run.rows.append(
+            measure_row(row, naive.decide, requests, reference, passes, run.overhead_ns)
+        )
+        del naive
+        if size not in peer_sizes:
+            continue
+        for name in peers:
+            cls = PEERS[name]
+            if name in run.missing:
+                continue
+            log(f"{size:>7} rules: {name}")
+            try:
+                info = cls.info()
+            except PackageNotFoundError:
+                run.missing[name] = "not installed"
+                continue
+            t0 = time.perf_counter()
+            try:
+                peer = cls(mesh)
+            except PeerUnavailable as exc:
+                run.missing[name] = str(exc)
+                continue
+            except PeerRefused as exc:
+                run.rows.append(Row(size, info, note=f"refused: {exc}"))
+                continue
+            row = Row(size, info, build_s=time.perf_counter() - t0)
+            try:
+                measure_row(row, peer.decide, requests, reference, 1, run.overhead_ns)
+            except Exception as exc:  # a peer that crashes is a failed row, not a failed run
+                row.note = f"FAILED: {type(exc).__name__}: {exc}"[:200]
+            run.rows.append(row)
+            del peer
+    run.elapsed_s = time.perf_counter() - started
+    return run
+
+
+# --- reporting -----------------------------------------------------------------------
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def machine() -> str:
+    """CPU model, cores, OS, Python and the versions of the packages measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            match = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
+        if match:
+            cpu = match.group(1).strip()
+    except OSError:
+        pass
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    packages = ", ".join(
+        f"{name} {_package_version(name)}"
+        for name in ("meshward", "lark", "cedarpy", "gordon-to-regorus", "casbin")
+    )
+    return (
+        f"{cpu}, {cores} logical cores ({usable} usable), {platform.system()} "
+        f"{platform.release()}, {platform.python_implementation()} {platform.python_version()}; "
+        f"{packages}"
+    )
+
+
+def _us(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}×"
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def targets(run: Run) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of the benchmark."""
+    mesh_rows = {r.size: r for r in run.rows if r.info.name == "meshward"}
+    out: list[tuple[str, str, bool | None]] = []
+    at10k = mesh_rows.get(10_000)
+    m10 = at10k.median if at10k else None
+    out.append(
+        (
+            f"meshward median ≤ {TARGET_MEDIAN_US:g} µs per decision at 10,000 rules",
+            f"{_us(m10)} µs",
+            None if m10 is None else m10 <= TARGET_MEDIAN_US,
+        )
+    )
+    low, high = mesh_rows.get(min(mesh_rows, default=0)), mesh_rows.get(max(mesh_rows, default=0))
+    growth = None
+    if low and high and low.median and high.median and low.size == 100 and high.size == 100_000:
+        growth = high.median / low.median
+    out.append(
+        (
+            f"growth 100 → 100,000 rules ≤ {TARGET_GROWTH:g}×",
+            _ratio(growth),
+            None if growth is None else growth <= TARGET_GROWTH,
+        )
+    )
+    peers = [
+        r
+        for r in run.rows
+        if r.size == 10_000 and r.info.name in {"cedarpy", "regorus", "pycasbin"} and r.median
+    ]
+    fastest = min(peers, key=lambda r: r.median or 0.0, default=None)
+    ratio = fastest.median / m10 if fastest and fastest.median and m10 else None
+    out.append(
+        (
+            f"≥ {TARGET_PEER_RATIO:g}× faster than the fastest peer at 10,000 rules",
+            f"{_ratio(ratio)} ({fastest.info.name})" if fastest else "no peer measured",
+            None if ratio is None else ratio >= TARGET_PEER_RATIO,
+        )
+    )
+    naive = next((r for r in run.rows if r.size == 10_000 and r.info.name == "naive scan"), None)
+    nratio = naive.median / m10 if naive and naive.median and m10 else None
+    out.append(
+        (
+            f"≥ {TARGET_NAIVE_RATIO:g}× faster than the naive scan at 10,000 rules",
+            _ratio(nratio),
+            None if nratio is None else nratio >= TARGET_NAIVE_RATIO,
+        )
+    )
+    build = next((c for c in run.compiles if c.size == 10_000), None)
+    out.append(
+        (
+            f"compile of 10,000 rules < {TARGET_COMPILE_S:g} s (policy text → decision tables)",
+            f"{build.total_s:.2f} s (parse+check {build.parse_check_s:.2f} s, "
+            f"tables {build.compile_s:.2f} s)"
+            if build
+            else "—",
+            None if build is None else build.total_s < TARGET_COMPILE_S,
+        )
+    )
+    return out
+
+
+def report(run: Run) -> str:
+    """The markdown section for ``bench/RESULTS.md``."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        SECTION,
+        "",
+        f"`python -m bench engines`, {now}, seed {run.seed}, {run.n_requests:,} requests per "
+        f"size, whole run {run.elapsed_s:.0f} s.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "Per decision: each engine builds its own input from the request on every call, "
+        "as a server would. Every row was first checked to give meshward's decision on every "
+        "request of the stream; only then was it timed (per call, `time.perf_counter_ns`, "
+        f"timer overhead of {run.overhead_ns} ns subtracted; the check pass is the warm-up). "
+        "× meshward is the row's median over meshward's at the same size.",
+        "",
+        "| rules | engine | form | median µs | p99 µs | mean µs | × meshward "
+        "| build s | agrees with meshward |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    mesh_median = {r.size: r.median for r in run.rows if r.info.name == "meshward"}
+    for r in run.rows:
+        base = mesh_median.get(r.size)
+        ratio = r.median / base if r.median and base else None
+        if r.info.name == "meshward":
+            agrees = "(reference)"
+        elif r.mismatches is None:
+            agrees = r.note or "—"
+        elif r.mismatches == 0:
+            agrees = f"yes ({run.n_requests:,}/{run.n_requests:,})"
+        else:
+            agrees = r.note
+        lines.append(
+            f"| {r.size:,} | {r.info.name} | {r.info.form} | {_us(r.median)} | {_us(r.p99)} "
+            f"| {_us(r.mean)} | {_ratio(ratio)} | "
+            f"{'—' if r.build_s is None else f'{r.build_s:.2f}'} | {agrees} |"
+        )
+    lines += [
+        "",
+        "meshward build and memory (tables: bytes the decision tables keep alive, by "
+        "tracemalloc; RSS Δ: process growth for policy text + checked model + tables):",
+        "",
+        "| rules | destinations | policy text KiB | parse+check s | compile s | total s "
+        "| tables MiB | RSS Δ MiB | requests allowed |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in run.compiles:
+        lines.append(
+            f"| {c.size:,} | {c.destinations:,} | {c.policy_bytes / 1024:,.0f} "
+            f"| {c.parse_check_s:.3f} | {c.compile_s:.3f} | {c.total_s:.3f} "
+            f"| {c.tables_bytes / 2**20:,.1f} | {c.rss_delta_bytes / 2**20:,.1f} "
+            f"| {run.allowed.get(c.size, 0):.1%} |"
+        )
+    lines += ["", "| target | measured | |", "| --- | --- | --- |"]
+    for name, measured, ok in targets(run):
+        lines.append(f"| {name} | {measured} | {_met(ok)} |")
+    notes = [f"{name}: {why}" for name, why in sorted(run.missing.items())]
+    if notes:
+        lines += ["", "Peers not measured: " + "; ".join(notes) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str, path: Path = RESULTS, heading: str = SECTION) -> None:
+    """Replace (or append) one ``## `` section of the results file, keeping the others."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+# --- command line --------------------------------------------------------------------
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(s.replace("_", "").replace(",", "")) for s in text.split() if s) or ()
+
+
+def engines_main(argv: Sequence[str]) -> int:
+    """The policy-engine benchmark."""
+    parser = argparse.ArgumentParser(prog="python -m bench engines")
+    parser.add_argument("--sizes", type=_sizes, default=SIZES, help='e.g. "100 1000"')
+    parser.add_argument("--peer-sizes", type=_sizes, default=PEER_SIZES)
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--passes", type=int, default=3, help="timed passes for meshward/naive")
+    parser.add_argument("--quick", action="store_true", help="small sizes, short stream")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--json", type=Path, help="also write raw numbers here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.peer_sizes, args.requests, args.passes = (100, 1_000), (1_000,), 2_000, 1
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peers: {', '.join(sorted(unknown))} (known: {', '.join(PEERS)})")
+    run = run_engines(
+        args.sizes,
+        args.peer_sizes,
+        peers,
+        args.seed,
+        args.requests,
+        args.passes,
+        lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    section = report(run)
+    print(section)
+    if not args.no_write:
+        write_section(section)
+        print(f"written to {RESULTS}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": [
+                        {
+                            "size": r.size,
+                            "engine": r.info.name,
+                            "form": r.info.form,
+                            "median_us": r.median,
+                            "p99_us": r.p99,
+                            "mean_us": r.mean,
+                            "mismatches": r.mismatches,
+                            "note": r.note,
+                        }
+                        for r in run.rows
+                    ],
+                    "compile": [vars_of(c) for c in run.compiles],
+                },
+                indent=2,
+            )
+        )
+    failed = any(r.note.startswith("FAILED") for r in run.rows)
+    return 1 if failed else 0
+
+
+def vars_of(stats: CompileStats) -> dict[str, float]:
+    return {name: getattr(stats, name) for name in CompileStats.__slots__}
+
+
+def run_suite(name: str, argv: Sequence[str]) -> int:
+    """Run one suite by name; a suite whose module is absent is reported, not fatal."""
+    if name == "engines":
+        return engines_main(argv)
+    module_name = SUITES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        print(f"## {name}: not available ({module_name.replace('.', '/')}.py is absent)\n")
+        return 0
+    saved = sys.argv
+    sys.argv = [f"python -m bench {name}", *argv]
+    try:
+        result = module.main()
+    finally:
+        sys.argv = saved
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    choices = ["engines", *SUITES, "all"]
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__)
+        print(f"suites: {', '.join(choices)} (default: engines); `python -m bench engines -h`")
+        return 0
+    suite = args.pop(0) if args and not args[0].startswith("-") else "engines"
+    if suite not in choices:
+        print(f"unknown suite {suite!r}; choose from {', '.join(choices)}", file=sys.stderr)
+        return 2
+    if suite != "all":
+        return run_suite(suite, args)
+    status = 0
+    for name in ("engines", *SUITES):
+        status = max(status, run_suite(name, args if name == "engines" else []))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,478 @@
+"""Engines under test, each built from the same neutral workload description.
+
+Every engine exposes ``decide(access) -> bool`` and builds its own input from the
+:class:`~bench.workload.Access` on every call, as a server would from a check request.
+Peers are optional: constructing one whose package is missing raises
+:class:`PeerUnavailable`; one that refuses a size raises :class:`PeerRefused`.
+
+Forms (each peer's fastest honest form):
+
+- ``meshward``: the policy text rendered from the mesh, parsed, checked and compiled to
+  decision tables; :func:`meshward.policy.evaluate` on a :class:`~meshward.policy.Request`.
+- ``naive``: :class:`~bench.workload.NaiveScan`, a dict by destination scanned in order.
+- ``cedar``: cedarpy, one pre-parsed ``PolicySet`` per destination (a resource slice);
+  the caller is a ``Workload`` entity whose parent is its ``Namespace``.
+- ``rego``: regorus, rules as data sliced by destination, one Rego module compiled to an
+  RVM program (``Program.compile_from_modules``) and run on one ``Rvm``.
+- ``casbin``: pycasbin ``FastEnforcer`` indexed by destination (``cache_key_order``), one
+  policy line per (rule, source, path template), custom matcher functions with
+  precompiled regular expressions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from .workload import Access, ClaimCondition, Mesh, NaiveScan, RuleSpec, path_regex
+from .workload import render_meshward as render_meshward
+from .workload import template_segments as template_segments
+
+
+class PeerUnavailable(RuntimeError):
+    """The peer's package is not installed."""
+
+
+class PeerRefused(RuntimeError):
+    """The peer cannot take this policy set (too large, or an engine limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """How a row of the results table was produced."""
+
+    name: str
+    form: str
+    version: str
+
+
+def workload_namespace(principal: str | None) -> str | None:
+    """The namespace of a ``spiffe://td/ns/<ns>/sa/<sa>`` ID (what every adapter derives)."""
+    if principal is None:
+        return None
+    parts = principal.split("/")
+    if len(parts) == 7 and parts[0] == "spiffe:" and parts[3] == "ns" and parts[5] == "sa":
+        return parts[4]
+    return None
+
+
+# --- meshward ------------------------------------------------------------------------
+
+
+class MeshwardEngine:
+    """meshward's compiled decision tables."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        from meshward.policy import Request, compile_policy, evaluate, load_texts
+
+        self.texts = render_meshward(mesh)
+        t0 = time.perf_counter()
+        self.policy = load_texts(self.texts).policy
+        t1 = time.perf_counter()
+        self.compiled = compile_policy(self.policy)
+        self.parse_check_s = t1 - t0  # policy text to checked model
+        self.compile_s = time.perf_counter() - t1  # checked model to decision tables
+        self._evaluate = evaluate
+        self._request = Request
+
+    @staticmethod
+    def info() -> EngineInfo:
+        from importlib.metadata import version
+
+        return EngineInfo("meshward", "compiled decision tables", version("meshward"))
+
+    def decide(self, access: Access) -> bool:
+        request = self._request(
+            destination=access.destination,
+            method=access.method,
+            path=access.path,
+            principal=access.principal,
+            jwt=access.claims,
+        )
+        return self._evaluate(self.compiled, request).allowed
+
+
+# --- naive floor ---------------------------------------------------------------------
+
+
+class NaiveEngine:
+    """The hand-written floor: :class:`~bench.workload.NaiveScan`."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.decide: Callable[[Access], bool] = NaiveScan(mesh).decide
+
+    @staticmethod
+    def info() -> EngineInfo:
+        return EngineInfo("naive scan", "dict by destination, regex per template", "-")
+
+
+# --- Cedar ---------------------------------------------------------------------------
+
+
+def _cedar_str(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Cedar string literal
+
+
+def _cedar_path(template: str) -> str:
+    segments, rest = template_segments(template)
+    n = len(segments)
+    tests = [f"context.n {'>=' if rest else '=='} {n}"]
+    for i, segment in enumerate(segments):
+        if segment is None:
+            tests.append(f'context.seg.s{i} != ""')
+        else:
+            tests.append(f"context.seg.s{i} == {_cedar_str(segment)}")
+    return "(" + " && ".join(tests) + ")"
+
+
+def _cedar_claim(claim: ClaimCondition) -> str:
+    name = claim.claim
+    guard = f"context has jwt && context.jwt has {name}"
+    if claim.op == "contains":
+        return f"({guard} && context.jwt.{name}.contains({_cedar_str(claim.value)}))"
+    return f"({guard} && context.jwt.{name} == {_cedar_str(claim.value)})"
+
+
+def _cedar_source(kind: str, value: str) -> str:
+    if kind == "principal":
+        return f"principal == Workload::{_cedar_str(value)}"
+    return f"principal in Namespace::{_cedar_str(value)}"
+
+
+def cedar_policy(rule: RuleSpec) -> str:
+    """One Cedar policy for one rule (``permit`` or ``forbid``)."""
+    effect = "permit" if rule.effect == "allow" else "forbid"
+    if len(rule.sources) == 1:
+        principal = _cedar_source(rule.sources[0].kind, rule.sources[0].value)
+        conditions = []
+    else:
+        principal = "principal"
+        conditions = ["(" + " || ".join(_cedar_source(s.kind, s.value) for s in rule.sources) + ")"]
+    if rule.methods is None:
+        action = "action"
+    else:
+        action = "action in [" + ", ".join(f'Action::"{m}"' for m in rule.methods) + "]"
+    resource = f"resource == Service::{_cedar_str(rule.service)}"
+    conditions.append("(" + " || ".join(_cedar_path(p) for p in rule.paths) + ")")
+    if rule.claim is not None:
+        conditions.append(_cedar_claim(rule.claim))
+    return (
+        f'@id("{rule.rule_id}")\n{effect} ({principal}, {action}, {resource})\n'
+        f"when {{ {' && '.join(conditions)} }};"
+    )
+
+
+class CedarEngine:
+    """cedarpy with one pre-parsed PolicySet per destination."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        try:
+            import cedarpy
+        except ImportError as exc:
+            raise PeerUnavailable("cedarpy is not installed") from exc
+        self._is_authorized = cedarpy.is_authorized
+        self.sets: dict[str, Any] = {
+            service: cedarpy.PolicySet.from_str("\n".join(cedar_policy(r) for r in rules))
+            for service, rules in mesh.rules_by_service().items()
+        }
+        self.rule_texts = sum(len(s) for s in self.sets.values())
+
+    @staticmethod
+    def info() -> EngineInfo:
+        from importlib.metadata import version
+
+        return EngineInfo("cedarpy", "one PolicySet per destination", version("cedarpy"))
+
+    def decide(self, access: Access) -> bool:
+        policies = self.sets.get(access.destination)
+        if policies is None:
+            return False
+        segments = access.path.split("/")[1:]
+        context: dict[str, Any] = {
+            "n": len(segments),
+            "seg": {f"s{i}": s for i, s in enumerate(segments)},
+        }
+        if access.claims is not None:
+            context["jwt"] = access.claims
+        namespace = workload_namespace(access.principal)
+        entities: list[dict[str, Any]]
+        if access.principal is None:
+            principal = {"type": "Anonymous", "id": ""}
+            entities = []
+        else:
+            principal = {"type": "Workload", "id": access.principal}
+            parents = [] if namespace is None else [{"type": "Namespace", "id": namespace}]
+            entities = [{"uid": principal, "attrs": {}, "parents": parents}]
+        request = {
+            "principal": principal,
+            "action": {"type": "Action", "id": access.method},
+            "resource": {"type": "Service", "id": access.destination},
+            "context": context,
+        }
+        return bool(self._is_authorized(request, policies, entities).allowed)
+
+
+# --- Rego (regorus RVM) --------------------------------------------------------------
+
+REGO_MODULE = """package meshward.bench
+
+import rego.v1
+
+default allow := false
+
+svc := data.services[input.destination]
+
+allow if {
+	not denied
+	some r in svc.allow
+	matches(r)
+	claim_ok(r.claim)
+}
+
+denied if {
+	some r in svc.deny
+	matches(r)
+}
+
+matches(r) if {
+	method_ok(r.methods)
+	source_ok(r)
+	some p in r.paths
+	path_ok(p)
+}
+
+method_ok(m) if m == "*"
+
+method_ok(m) if m[input.method]
+
+source_ok(r) if r.principals[input.principal]
+
+source_ok(r) if r.namespaces[input.namespace]
+
+path_ok(p) if {
+	not p.rest
+	count(p.segs) == count(input.segs)
+	not mismatch(p)
+}
+
+path_ok(p) if {
+	p.rest
+	count(p.segs) <= count(input.segs)
+	not mismatch(p)
+}
+
+mismatch(p) if {
+	some i, s in p.segs
+	not seg_ok(s, input.segs[i])
+}
+
+seg_ok(s, x) if s == x
+
+seg_ok(s, x) if {
+	s == "{*}"
+	x != ""
+}
+
+claim_ok(c) if c == null
+
+claim_ok(c) if {
+	c.op == "contains"
+	v := input.jwt[c.name]
+	is_array(v)
+	c.value in v
+}
+
+claim_ok(c) if {
+	c.op == "=="
+	v := input.jwt[c.name]
+	is_string(v)
+	v == c.value
+}
+"""
+# The module deliberately avoids `every`: gordon-to-regorus 0.13.0's RVM lets an `every`
+# whose body calls a multi-clause function succeed when it should fail (the interpreter
+# is right); `not mismatch(p)` states the same thing and both agree on it.
+
+REGO_MAX_POLICY_BYTES = 1 << 20
+
+
+def rego_data(mesh: Mesh) -> dict[str, Any]:
+    """Rules as data: ``services[destination] = {"allow": [...], "deny": [...]}``."""
+    services: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for service, rules in mesh.rules_by_service().items():
+        slot = services[service] = {"allow": [], "deny": []}
+        for rule in rules:
+            slot[rule.effect].append(
+                {
+                    "methods": "*" if rule.methods is None else dict.fromkeys(rule.methods, True),
+                    "principals": {s.value: True for s in rule.sources if s.kind == "principal"},
+                    "namespaces": {s.value: True for s in rule.sources if s.kind == "namespace"},
+                    "paths": [
+                        {
+                            "segs": ["{*}" if s is None else s for s in template_segments(p)[0]],
+                            "rest": template_segments(p)[1],
+                        }
+                        for p in rule.paths
+                    ],
+                    "claim": None
+                    if rule.claim is None
+                    else {"name": rule.claim.claim, "op": rule.claim.op, "value": rule.claim.value},
+                }
+            )
+    return {"services": services}
+
+
+class RegoEngine:
+    """regorus: rules as data, one module compiled to an RVM program."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        try:
+            import regorus
+        except ImportError as exc:
+            raise PeerUnavailable("regorus (gordon-to-regorus) is not installed") from exc
+        data = json.dumps(rego_data(mesh))
+        self.data_bytes = len(data)
+        try:
+            program = regorus.Program.compile_from_modules(
+                data, [("bench.rego", REGO_MODULE)], ["data.meshward.bench.allow"]
+            )
+            self._vm = regorus.Rvm()
+            self._vm.load_program(program)
+            self._vm.set_data_json(data)
+        except Exception as exc:  # regorus raises RuntimeError/ValueError on its limits
+            raise PeerRefused(f"regorus refused the program: {exc}") from exc
+        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    @staticmethod
+    def info() -> EngineInfo:
+        from importlib.metadata import version
+
+        return EngineInfo(
+            "regorus", "RVM, rules as data by destination", version("gordon-to-regorus")
+        )
+
+    def decide(self, access: Access) -> bool:
+        document = {
+            "destination": access.destination,
+            "method": access.method,
+            "segs": access.path.split("/")[1:],
+            "principal": access.principal,
+            "namespace": workload_namespace(access.principal),
+            "jwt": access.claims,
+        }
+        vm = self._vm
+        vm.set_input_json(self._dumps(document))
+        return vm.execute() == "true"
+
+
+# --- pycasbin ------------------------------------------------------------------------
+
+CASBIN_MODEL = """
+[request_definition]
+r = dst, sub, ns, act, path, jwt
+
+[policy_definition]
+p = dst, sub, act, path, claim, eft
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = r.dst == p.dst && (r.sub == p.sub || r.ns == p.sub) && methodMatch(r.act, p.act) \
+&& pathMatch(r.path, p.path) && claimMatch(r.jwt, p.claim)
+"""
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@cache
+def _method_set(methods: str) -> frozenset[str] | None:
+    return None if methods == "*" else frozenset(methods.split("|"))
+
+
+def _method_match(method: str, methods: str) -> bool:
+    allowed = _method_set(methods)
+    return allowed is None or method in allowed
+
+
+def _path_match(path: str, pattern: str) -> bool:
+    return _compiled(pattern).match(path) is not None
+
+
+def _claim_match(claims: Mapping[str, Any] | None, claim: str) -> bool:
+    if not claim:
+        return True
+    name, op, value = claim.split("\x1f")
+    return ClaimCondition(name, "contains" if op == "contains" else "==", value).holds(claims)
+
+
+def casbin_lines(mesh: Mesh) -> list[list[str]]:
+    """One policy line per (rule, source, path template): ``dst, sub, act, path, claim,
+    eft``; a namespace source is written ``ns:<name>``."""
+    lines = []
+    for rule in mesh.rules:
+        act = "*" if rule.methods is None else "|".join(rule.methods)
+        claim = (
+            ""
+            if rule.claim is None
+            else "\x1f".join((rule.claim.claim, rule.claim.op, rule.claim.value))
+        )
+        for source in rule.sources:
+            sub = source.value if source.kind == "principal" else "ns:" + source.value
+            for template in rule.paths:
+                lines.append([rule.service, sub, act, path_regex(template), claim, rule.effect])
+    return lines
+
+
+class CasbinEngine:
+    """pycasbin FastEnforcer indexed by destination."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        try:
+            import casbin
+            from casbin.model import FastModel
+        except ImportError as exc:
+            raise PeerUnavailable("casbin is not installed") from exc
+        model = FastModel([0])
+        model.load_model_from_text(CASBIN_MODEL)
+        enforcer = casbin.FastEnforcer(model, cache_key_order=[0])
+        enforcer.add_function("methodMatch", _method_match)
+        enforcer.add_function("pathMatch", _path_match)
+        enforcer.add_function("claimMatch", _claim_match)
+        self.lines = casbin_lines(mesh)
+        enforcer.add_policies(self.lines)
+        self._enforce = enforcer.enforce
+
+    @staticmethod
+    def info() -> EngineInfo:
+        from importlib.metadata import version
+
+        return EngineInfo("pycasbin", "FastEnforcer indexed by destination", version("casbin"))
+
+    def decide(self, access: Access) -> bool:
+        namespace = workload_namespace(access.principal)
+        return bool(
+            self._enforce(
+                access.destination,
+                access.principal or "",
+                "ns:" + namespace if namespace is not None else "",
+                access.method,
+                access.path,
+                access.claims,
+            )
+        )
+
+
+PEERS: dict[str, type[CedarEngine] | type[RegoEngine] | type[CasbinEngine]] = {
+    "cedar": CedarEngine,
+    "rego": RegoEngine,
+    "casbin": CasbinEngine,
+}
