@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from . import model
 from .conditions import compile_rule_condition
-from .decision import decide
+from .decision import Matches
 from .tables import CompiledPolicy, DecisionTable, PathNode, Row
 
 
@@ -58,14 +58,9 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
     for index, rule in enumerate(rules):
         bit = 1 << index
         condition = compile_rule_condition(rule)
-        alone = decide(
-            destination,
-            effective_default,
-            [rule.rule_id] if rule.effect == "deny" else [],
-            [rule.rule_id] if rule.effect == "allow" else [],
-            [],
-            [],
-        )
+        only = Matches()
+        only.add(rule.rule_id, rule.effect, rule.audit)
+        alone = only.decision(destination, effective_default)
         rows.append(Row(rule.rule_id, rule.effect, rule.audit, condition, alone))
         if rule.audit or condition is not None:
             slow |= bit
@@ -121,7 +116,7 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
         destination=destination,
         default=effective_default,
         rows=tuple(rows),
-        no_match=decide(destination, effective_default, [], [], [], []),
+        no_match=Matches().decision(destination, effective_default),
         slow=slow,
         source_any=source_any,
         source_authenticated=source_authn,

@@ -194,6 +194,14 @@ class RuleCondition:
             return False
         return not (self.unless is not None and self.unless(ctx))
 
+    def verdict(self, ctx: Context, effect: str) -> tuple[bool, str | None]:
+        """Whether the rule matches, failing closed: a condition that cannot be
+        evaluated makes a deny match and an allow fail. Returns the error, if any."""
+        try:
+            return self.holds(ctx), None
+        except EvalError as exc:
+            return effect == "deny", str(exc)
+
 
 def compile_rule_condition(rule: model.Rule) -> RuleCondition | None:
     """None when the rule has no conditions at all (the common, fast case)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
@@ -55,30 +55,37 @@ class Decision:
         return out
 
 
-def decide(
-    destination: str,
-    default: Literal["allow", "deny"],
-    denies: list[str],
-    allows: list[str],
-    audit: list[AuditOutcome],
-    errors: list[RuleError],
-) -> Decision:
-    """Combine matched rules into a decision: deny wins, then allow, then the default.
+@dataclass(slots=True)
+class Matches:
+    """The rules that matched one request, collected in any order, and how they combine:
+    deny wins, then allow, then the default. The decision tables and the reference
+    interpreter both end here, so the combining semantics live in one place."""
 
-    Both the decision tables and the reference interpreter end here, so the combining
-    semantics live in exactly one place.
-    """
-    audit_t = tuple(sorted(audit, key=lambda a: a.rule_id))
-    errors_t = tuple(sorted(errors, key=lambda e: e.rule_id))
-    if denies:
-        ids = tuple(sorted(denies))
-        return Decision(False, ids, f"denied by rule {ids[0]}", audit_t, errors_t)
-    if allows:
-        ids = tuple(sorted(allows))
-        return Decision(True, ids, f"allowed by rule {ids[0]}", audit_t, errors_t)
-    if default == "allow":
-        return Decision(True, (), f"allowed by the default of {destination}", audit_t, errors_t)
-    return Decision(False, (), f"denied: no rule of {destination} allows", audit_t, errors_t)
+    denies: list[str] = field(default_factory=list)
+    allows: list[str] = field(default_factory=list)
+    audit: list[AuditOutcome] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+
+    def add(self, rule_id: str, effect: Literal["allow", "deny"], audit: bool) -> None:
+        if audit:
+            self.audit.append(AuditOutcome(rule_id, effect))
+        elif effect == "deny":
+            self.denies.append(rule_id)
+        else:
+            self.allows.append(rule_id)
+
+    def decision(self, destination: str, default: Literal["allow", "deny"]) -> Decision:
+        audit = tuple(sorted(self.audit, key=lambda a: a.rule_id))
+        errors = tuple(sorted(self.errors, key=lambda e: e.rule_id))
+        if self.denies:
+            ids = tuple(sorted(self.denies))
+            return Decision(False, ids, f"denied by rule {ids[0]}", audit, errors)
+        if self.allows:
+            ids = tuple(sorted(self.allows))
+            return Decision(True, ids, f"allowed by rule {ids[0]}", audit, errors)
+        if default == "allow":
+            return Decision(True, (), f"allowed by the default of {destination}", audit, errors)
+        return Decision(False, (), f"denied: no rule of {destination} allows", audit, errors)
 
 
 def no_policy(destination: str) -> Decision:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .conditions import Context, EvalError
-from .decision import AuditOutcome, Decision, RuleError, ambiguous_path, decide, no_policy
+from .conditions import Context
+from .decision import Decision, Matches, RuleError, ambiguous_path, no_policy
 from .identity import Identity, peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request
@@ -46,31 +46,18 @@ def _decide_rows(
     table: DecisionTable, request: Request, path: str, identity: Identity | None, hits: int
 ) -> Decision:
     """Run the candidate rows' conditions and combine every match."""
-    host = request.host_name
-    denies: list[str] = []
-    allows: list[str] = []
-    audit: list[AuditOutcome] = []
-    errors: list[RuleError] = []
-    ctx: Context | None = None
+    matches = Matches()
+    ctx = Context(request, identity, path, request.host_name)
     rows = table.rows
     while hits:
         low = hits & -hits
         hits ^= low
         row = rows[low.bit_length() - 1]
         if row.condition is not None:
-            if ctx is None:
-                ctx = Context(request, identity, path, host)
-            try:
-                matched = row.condition.holds(ctx)
-            except EvalError as exc:
-                errors.append(RuleError(row.rule_id, str(exc)))
-                matched = row.effect == "deny"  # fail closed
+            matched, error = row.condition.verdict(ctx, row.effect)
+            if error is not None:
+                matches.errors.append(RuleError(row.rule_id, error))
             if not matched:
                 continue
-        if row.audit:
-            audit.append(AuditOutcome(row.rule_id, row.effect))
-        elif row.effect == "deny":
-            denies.append(row.rule_id)
-        else:
-            allows.append(row.rule_id)
-    return decide(table.destination, table.default, denies, allows, audit, errors)
+        matches.add(row.rule_id, row.effect, row.audit)
+    return matches.decision(table.destination, table.default)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .diagnostics import Span
+from .nodes import dotted_name
 from .paths import PathPattern
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -55,10 +56,7 @@ class AttributeRef:
 
     @property
     def dotted(self) -> str:
-        out = self.parts[0]
-        for part in self.parts[1:]:
-            out += f".{part}" if part.isidentifier() else f'["{part}"]'
-        return out
+        return dotted_name(self.parts)
 
 
 # --- conditions ----------------------------------------------------------------------

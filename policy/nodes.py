@@ -54,10 +54,15 @@ class Attribute:
 
     @property
     def dotted(self) -> str:
-        out = self.parts[0]
-        for part in self.parts[1:]:
-            out += f".{part}" if part.isidentifier() else f'["{part}"]'
-        return out
+        return dotted_name(self.parts)
+
+
+def dotted_name(parts: tuple[str, ...]) -> str:
+    """An attribute as a policy writes it: ``jwt.realm.roles``, ``request.headers["x-a"]``."""
+    out = parts[0]
+    for part in parts[1:]:
+        out += f".{part}" if part.isidentifier() else f'["{part}"]'
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from . import model
-from .conditions import Context, EvalError, compile_rule_condition
-from .decision import AuditOutcome, Decision, RuleError, ambiguous_path, decide, no_policy
+from .conditions import Context, compile_rule_condition
+from .decision import Decision, Matches, RuleError, ambiguous_path, no_policy
 from .identity import Identity, peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request
@@ -54,48 +54,37 @@ def explain(policy: model.PolicySet, request: Request) -> Explanation:
         return Explanation(ambiguous_path(str(exc)), request.destination, None, ())
     identity = peer_identity(request.principal)
     ctx = Context(request, identity, path, request.host_name)
-    denies: list[str] = []
-    allows: list[str] = []
-    audit: list[AuditOutcome] = []
-    errors: list[RuleError] = []
+    matches = Matches()
     traces = []
     for service in services:
         for rule in service.rules:
             reasons = _mismatches(rule, ctx)
             matched = not reasons
+            condition = compile_rule_condition(rule)
+            if matched and condition is not None:
+                matched, error = condition.verdict(ctx, rule.effect)
+                if error is not None:
+                    matches.errors.append(RuleError(rule.rule_id, error))
+                    reasons.append(
+                        f"its condition could not be evaluated ({error}); "
+                        + ("a deny fails closed: it matches" if matched else "an allow fails")
+                    )
+                elif not matched:
+                    reasons.append("its when/unless conditions do not hold")
             if matched:
-                condition = compile_rule_condition(rule)
-                if condition is not None:
-                    try:
-                        matched = condition.holds(ctx)
-                        if not matched:
-                            reasons.append("its when/unless conditions do not hold")
-                    except EvalError as exc:
-                        errors.append(RuleError(rule.rule_id, str(exc)))
-                        matched = rule.effect == "deny"
-                        reasons.append(
-                            f"its condition could not be evaluated ({exc}); "
-                            + ("a deny fails closed: it matches" if matched else "an allow fails")
-                        )
-            if matched:
-                if rule.audit:
-                    audit.append(AuditOutcome(rule.rule_id, rule.effect))
-                elif rule.effect == "deny":
-                    denies.append(rule.rule_id)
-                else:
-                    allows.append(rule.rule_id)
+                matches.add(rule.rule_id, rule.effect, rule.audit)
             traces.append(
                 RuleTrace(
                     rule.rule_id,
                     rule.effect,
                     rule.audit,
                     matched,
-                    tuple(reasons) if not matched or reasons else ("every part matches",),
+                    tuple(reasons) or ("every part matches",),
                     str(rule.span),
                 )
             )
     default: model.Effect = "allow" if any(s.default == "allow" for s in services) else "deny"
-    decision = decide(request.destination, default, denies, allows, audit, errors)
+    decision = matches.decision(request.destination, default)
     return Explanation(decision, request.destination, path, tuple(traces))
 
 
