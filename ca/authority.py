@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -78,12 +79,16 @@ class Authority:
             )
         return not_before, not_after
 
+    @cached_property
+    def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        # Computed once per CA: issuance is the hot path of rotation.
+        ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
+
     def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         """Sign a prepared certificate builder with this CA, adding the issuer name and AKI."""
-        ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         builder = builder.issuer_name(self.certificate.subject).add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value),
-            critical=False,
+            self._authority_key_identifier, critical=False
         )
         return builder.sign(self.private_key, signature_hash(self.private_key))
 

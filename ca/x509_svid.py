@@ -19,6 +19,31 @@ from .spiffe_id import SpiffeId
 DEFAULT_SVID_TTL = dt.timedelta(hours=1)
 
 
+def _leaf_key_usage(*, key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+# Extensions every leaf carries, built once (issuance is the hot path of rotation).
+_EMPTY_NAME = x509.Name([])
+_NOT_A_CA = x509.BasicConstraints(ca=False, path_length=None)
+_KEY_USAGE = _leaf_key_usage(key_encipherment=False)
+# TLS 1.2 RSA key exchange encrypts with the leaf key.
+_RSA_KEY_USAGE = _leaf_key_usage(key_encipherment=True)
+_SERVER_AND_CLIENT = x509.ExtendedKeyUsage(
+    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+)
+
+
 @dataclass(frozen=True)
 class X509Svid:
     """An issued X.509-SVID: the leaf, the intermediates to present after it, maybe its key."""
@@ -72,37 +97,19 @@ def issue_x509_svid(
     not_before, not_after = authority.validity(ttl, now or utcnow())
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(str(spiffe_id))]
     names += [x509.DNSName(name) for name in dns_names]
+    usage = _RSA_KEY_USAGE if isinstance(public_key, rsa.RSAPublicKey) else _KEY_USAGE
     builder = (
         x509.CertificateBuilder()
         # Empty subject, as SPIFFE recommends: the identity is the URI SAN, which is
         # therefore marked critical.
-        .subject_name(x509.Name([]))
+        .subject_name(_EMPTY_NAME)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                # TLS 1.2 RSA key exchange encrypts with the leaf key.
-                key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
+        .add_extension(_NOT_A_CA, critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(_SERVER_AND_CLIENT, critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
