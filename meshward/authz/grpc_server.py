@@ -95,8 +95,11 @@ class AuthorizationService(pb_grpc.AuthorizationServicer):
             return self._failsafe
 
 
-def build_grpc_server(authorizer: Authorizer, host: str, port: int, workers: int) -> grpc.Server:
-    """A started-ready (not yet started) sync gRPC server; raises if the port is taken."""
+def build_grpc_server(
+    authorizer: Authorizer, host: str, port: int, workers: int
+) -> tuple[grpc.Server, int]:
+    """A sync gRPC server, bound but not started, and its port (``port`` 0 lets the kernel
+    choose); raises if the port cannot be bound."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="authz-grpc"),
         options=SERVER_OPTIONS,
@@ -105,4 +108,4 @@ def build_grpc_server(authorizer: Authorizer, host: str, port: int, workers: int
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")
-    return server
+    return server, bound

@@ -8,6 +8,7 @@ check is refused: the last good one keeps serving and the error is kept for ``/r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_paths
+from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_texts
 from meshward.policy.bundle import BundleError, load_compiled
 from meshward.policy.diagnostics import render_human
 from meshward.policy.loader import policy_files
@@ -112,7 +113,17 @@ class PolicyHolder:
     def _compile(self) -> CompiledPolicy:
         if self._settings.bundle is not None:
             return load_compiled(self._settings.bundle)
-        return compile_policy(load_paths(self._settings.paths).policy)
+        files = policy_files(self._settings.paths)
+        if not files:
+            raise FileNotFoundError(
+                "no .policy files in " + ", ".join(map(str, self._settings.paths))
+            )
+        texts = {str(f): f.read_text(encoding="utf-8") for f in files}
+        # The fingerprint names the exact texts served, so /readyz shows any change.
+        digest = hashlib.sha256()
+        for name in sorted(texts):
+            digest.update(f"{name}\0{texts[name]}\0".encode())
+        return compile_policy(load_texts(texts).policy, fingerprint=digest.hexdigest())
 
     def _refused(self, error: str, started: float) -> ReloadResult:
         self.last_error = error

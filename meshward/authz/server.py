@@ -55,13 +55,17 @@ def run(settings: AuthzSettings) -> int:
     service = build_service(settings)
     service.watcher.start()
     signal.signal(signal.SIGHUP, lambda signum, frame: service.watcher.request_reload())
+    # uvicorn handles SIGTERM/SIGINT itself, then restores these handlers and re-raises the
+    # signal after its graceful shutdown: a no-op handler makes that end in a clean exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: None)
     grpc_server: grpc.Server | None = None
     try:
         if settings.grpc.enabled:
             g = settings.grpc
-            grpc_server = build_grpc_server(service.authorizer, g.host, g.port, g.workers)
+            grpc_server, port = build_grpc_server(service.authorizer, g.host, g.port, g.workers)
             grpc_server.start()
-            log.info("gRPC ext_authz listening on %s:%d", g.host, g.port)
+            log.info("gRPC ext_authz listening on %s:%d", g.host, port)
         config = uvicorn.Config(
             service.app,
             host=settings.http.host,
