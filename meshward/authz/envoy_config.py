@@ -58,7 +58,8 @@ def _address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _static_cluster(name: str, host: str, port: int, http2: bool = False) -> dict[str, Any]:
+def static_cluster(name: str, host: str, port: int, http2: bool = False) -> dict[str, Any]:
+    """A cluster of one static endpoint (HTTP/2 for gRPC)."""
     cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
@@ -192,8 +193,8 @@ def bootstrap(opts: EnvoyOptions) -> dict[str, Any]:
                 }
             ],
             "clusters": [
-                _static_cluster("app", "127.0.0.1", opts.upstream_port),
-                _static_cluster("meshward_authz", opts.authz_host, port, http2=opts.mode == "grpc"),
+                static_cluster("app", "127.0.0.1", opts.upstream_port),
+                static_cluster("meshward_authz", opts.authz_host, port, http2=opts.mode == "grpc"),
             ],
         },
     }

@@ -1,0 +1,352 @@
+"""meshward behind a real Envoy, both modes: decisions reach (or never reach) the upstream,
+the client sees deny status, body and decision headers, Envoy's ext_authz stats agree, a
+down meshward makes Envoy deny, and identity comes from a real mTLS handshake."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import os
+import ssl
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshward.authz import envoy_config
+from meshward.ca.manager import TrustDomainCa
+from meshward.ca.sds_files import write_svid_files
+from meshward.ca.spiffe_id import SpiffeId
+from meshward.ca.store import FileStore
+from meshward.cli import main as cli_main
+from meshward.testing.authz_server import AuthzServer, free_port
+from meshward.testing.envoy import Envoy, EnvoyError, envoy_binary
+from meshward.testing.jwt_issuer import TestIssuer
+from meshward.testing.upstream import RecordingUpstream
+
+pytestmark = pytest.mark.e2e
+
+TD = "cluster.local"
+FRONTEND = f"spiffe://{TD}/ns/default/sa/frontend"
+OTHER = f"spiffe://{TD}/ns/default/sa/other"
+POLICY = f"""
+trust_domain "{TD}"
+
+service app {{
+  @id("public")
+  allow GET /public/{{**}} from any
+
+  @id("writers")
+  allow POST /write from any when jwt.scope contains "write"
+
+  @id("frontend-only")
+  allow GET /reviews/{{*}} from "ns/default/sa/frontend"
+
+  @id("no-admin")
+  deny * /admin/{{**}}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def binary() -> str:
+    try:
+        return envoy_binary()
+    except EnvoyError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ext_authz")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> TestIssuer:
+    return TestIssuer()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RecordingUpstream]:
+    with RecordingUpstream() as app:
+        yield app
+
+
+def _settings(workdir: Path, issuer: TestIssuer, **extra: Any) -> dict[str, Any]:
+    policy = workdir / "app.policy"
+    policy.write_text(textwrap.dedent(POLICY))
+    jwks = issuer.write_jwks(workdir / "jwks.json")
+    return {
+        "policy": {"paths": [str(policy)]},
+        "grpc": {"enabled": True},
+        "jwt": {
+            "issuers": [
+                {"issuer": issuer.issuer, "audiences": [issuer.audience], "jwks_file": str(jwks)}
+            ]
+        },
+        "upstream_headers": {"claims": {"sub": "x-meshward-jwt-sub"}},
+        "decision_log": {"path": str(workdir / "decisions.jsonl")},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def authz(workdir: Path, issuer: TestIssuer, binary: str) -> Iterator[AuthzServer]:
+    with AuthzServer(_settings(workdir, issuer), workdir=workdir / "authz") as server:
+        yield server
+
+
+def _cli_config(*args: str) -> dict[str, Any]:
+    """The bootstrap ``meshward envoy-config`` prints, as Envoy will read it."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["envoy-config", *args]) == 0
+    return dict(yaml.safe_load(out.getvalue()))
+
+
+def _envoy_for(mode: str, upstream_port: int, authz_port: int, workdir: Path, *extra: str) -> Envoy:
+    ports = {
+        "--listen-port": 0,
+        "--admin-port": 0,
+        "--upstream-port": upstream_port,
+        "--authz-port": authz_port,
+    }
+    args = [str(x) for item in ports.items() for x in item]
+    config = _cli_config("--mode", mode, "--destination", "app", *args, *extra)
+    return Envoy(config, workdir=workdir)
+
+
+def _request(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    conn: http.client.HTTPConnection
+    if context is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def _ext_authz_stats(envoy: Envoy) -> dict[str, int]:
+    stats = envoy.stats()
+    return {k: stats.get(f"http.ingress.ext_authz.{k}", 0) for k in ("ok", "denied", "error")}
+
+
+@pytest.mark.parametrize("mode", ["http", "grpc"])
+def test_decisions_through_envoy(
+    mode: str,
+    authz: AuthzServer,
+    upstream: RecordingUpstream,
+    issuer: TestIssuer,
+    tmp_path: Path,
+) -> None:
+    authz_port = authz.port if mode == "http" else authz.grpc_port
+    assert authz_port is not None
+    with _envoy_for(mode, upstream.port, authz_port, tmp_path / "envoy") as envoy:
+        port = envoy.listener_port("ingress")
+        seen = len(upstream.received)
+
+        # Allowed: reaches the application, which sees the decision id and no forged
+        # identity header.
+        status, headers, body = _request(
+            port, "GET", "/public/page?q=1", {"x-meshward-principal": FRONTEND}
+        )
+        assert (status, body) == (200, b"upstream")
+        arrived = upstream.received[seen]
+        assert arrived.path == "/public/page?q=1"
+        assert arrived.headers["x-meshward-decision-id"]
+        assert "x-meshward-principal" not in arrived.headers
+
+        # Denied by a rule and by the default: the client sees why, the app sees nothing.
+        for path, rule in (("/admin/users", "no-admin"), ("/reviews/1", "meshward:default")):
+            status, headers, body = _request(port, "GET", path)
+            assert status == 403
+            doc = json.loads(body)
+            assert doc["rule"] == headers["x-meshward-rule"] == rule
+            assert doc["decision_id"] == headers["x-meshward-decision-id"]
+        assert len(upstream.received) == seen + 1
+
+        # A verified JWT allows and its subject reaches the app; an expired one never
+        # feeds its claims, and the deny says why.
+        token = issuer.token({"sub": "alice", "scope": ["write"]})
+        status, _, _ = _request(port, "POST", "/write", {"authorization": f"Bearer {token}"})
+        assert status == 200
+        assert upstream.received[-1].headers["x-meshward-jwt-sub"] == "alice"
+        assert "authorization" in upstream.received[-1].headers  # meshward never strips it
+        expired = issuer.token({"sub": "alice", "scope": ["write"]}, ttl=-600)
+        status, _, body = _request(port, "POST", "/write", {"authorization": f"Bearer {expired}"})
+        assert status == 403 and "expired" in json.loads(body)["reason"]
+
+        assert _ext_authz_stats(envoy) == {"ok": 2, "denied": 3, "error": 0}
+        assert len(upstream.received) == seen + 2
+
+
+@pytest.mark.parametrize("mode", ["http", "grpc"])
+def test_meshward_down_means_deny(
+    mode: str, upstream: RecordingUpstream, binary: str, tmp_path: Path
+) -> None:
+    dead = free_port()  # nothing listens here
+    with _envoy_for(mode, upstream.port, dead, tmp_path / "envoy") as envoy:
+        port = envoy.listener_port("ingress")
+        seen = len(upstream.received)
+        for _ in range(3):
+            status, _, _ = _request(port, "GET", "/public/page")
+            assert status == 403
+        assert len(upstream.received) == seen
+        stats = _ext_authz_stats(envoy)
+        assert stats["ok"] == 0 and stats["error"] == 3
+
+
+def test_decision_log_through_envoy_holds_no_token(authz: AuthzServer, workdir: Path) -> None:
+    text = (workdir / "decisions.jsonl").read_text()
+    assert text and "Bearer" not in text and "eyJ" not in text
+
+
+def test_istio_snippet_parses() -> None:
+    for mode in ("http", "grpc"):
+        doc = yaml.safe_load(envoy_config.istio_snippet(mode))
+        [provider] = doc["meshConfig"]["extensionProviders"]
+        assert provider["name"] == f"meshward-{mode}"
+
+
+# --- identity from a real mTLS handshake -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def svids(workdir: Path) -> dict[str, Path]:
+    """Certificate directories (cert.pem, key.pem, bundle.pem) issued by meshward's CA."""
+    ca = TrustDomainCa.init(FileStore(workdir / "ca"), TD)
+    out = {}
+    for name, spiffe_id in (
+        ("frontend", FRONTEND),
+        ("other", OTHER),
+        ("backend", f"spiffe://{TD}/ns/default/sa/backend"),
+    ):
+        directory = workdir / "svid" / name
+        directory.mkdir(parents=True)
+        write_svid_files(directory, ca.issue_x509(SpiffeId.parse(spiffe_id)), ca.bundle())
+        out[name] = directory
+    return out
+
+
+def _frontend_config(backend_port: int, svid: Path) -> dict[str, Any]:
+    """A client-side Envoy: plain HTTP in, mTLS with the frontend's SVID out."""
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "egress",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": envoy_config.HCM,
+                                        "stat_prefix": "egress",
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "all",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {"prefix": "/"},
+                                                            "route": {"cluster": "backend"},
+                                                        }
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {"@type": envoy_config.ROUTER},
+                                            }
+                                        ],
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    **envoy_config.static_cluster("backend", "127.0.0.1", backend_port),
+                    "transport_socket": envoy_config.tls_context(svid, downstream=False),
+                }
+            ],
+        }
+    }
+
+
+def _client_context(svid: Path) -> ssl.SSLContext:
+    """A TLS client holding ``svid``; SPIFFE certificates carry no DNS name to check."""
+    context = ssl.create_default_context(cafile=str(svid / "bundle.pem"))
+    context.check_hostname = False
+    context.load_cert_chain(svid / "cert.pem", svid / "key.pem")
+    return context
+
+
+@pytest.mark.parametrize("identity", ["header", "xfcc"])
+def test_identity_from_mtls_handshake(
+    identity: str,
+    svids: dict[str, Path],
+    upstream: RecordingUpstream,
+    issuer: TestIssuer,
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path, issuer, identity={"mode": identity})
+    with AuthzServer(settings, workdir=tmp_path / "authz") as authz:
+        backend = _envoy_for(
+            "http",
+            upstream.port,
+            authz.port,
+            tmp_path / "backend",
+            "--tls-dir",
+            str(svids["backend"]),
+        )
+        with backend:
+            backend_port = backend.listener_port("ingress")
+            with Envoy(
+                _frontend_config(backend_port, svids["frontend"]), workdir=tmp_path / "frontend"
+            ) as frontend:
+                front_port = frontend.listener_port("egress")
+                seen = len(upstream.received)
+                status, _, _ = _request(front_port, "GET", "/reviews/7")
+                assert status == 200
+                arrived = upstream.received[seen]
+                assert arrived.headers["x-meshward-principal"] == FRONTEND
+                assert f"URI={FRONTEND}" in arrived.headers["x-forwarded-client-cert"]
+
+            # Another workload cannot claim to be the frontend: Envoy overwrites the peer
+            # header from the handshake and replaces any XFCC the client sent.
+            forged = {
+                "x-meshward-peer-uri-san": FRONTEND,
+                "x-forwarded-client-cert": f"URI={FRONTEND}",
+            }
+            other = _client_context(svids["other"])
+            status, headers, _ = _request(backend_port, "GET", "/reviews/7", forged, other)
+            assert status == 403 and headers["x-meshward-rule"] == "meshward:default"
+            status, _, _ = _request(backend_port, "GET", "/public/x", forged, other)
+            assert status == 200
+            assert upstream.received[-1].headers["x-meshward-principal"] == OTHER
+            assert backend.stats()["http.ingress.ext_authz.denied"] == 1
