@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import ca_commands, policy_commands, serve_commands
+from . import ca_commands, policy_commands, serve_commands, tooling_commands
 
-COMMAND_MODULES = (policy_commands, ca_commands, serve_commands)
+COMMAND_MODULES = (policy_commands, ca_commands, serve_commands, tooling_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
