@@ -17,12 +17,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_new_file(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` with ``mode`` from the start (a key is never briefly world-readable)."""
+def write_new_file(path: Path, data: bytes, mode: int, *, sync: bool = True) -> None:
+    """Create ``path`` with ``mode`` from the start (a key is never briefly world-readable).
+
+    ``sync=False`` leaves flushing to the caller (one ``os.sync()`` for a whole batch).
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

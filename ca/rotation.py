@@ -13,7 +13,13 @@ from cryptography import x509
 from .authority import load_pem_certificates, utcnow
 from .errors import CaError
 from .manager import TrustDomainCa
-from .sds_files import BUNDLE_FILE, CERT_FILE, current_version, repair, write_svid_files
+from .sds_files import (
+    BUNDLE_FILE,
+    CERT_FILE,
+    current_version,
+    repair,
+    write_svid_files_batch,
+)
 from .spiffe_id import SpiffeId
 from .x509_svid import DEFAULT_SVID_TTL
 
@@ -118,11 +124,13 @@ class Rotator:
         except (CaError, OSError) as exc:
             report.failed = [(w.spiffe_id, f"issuance failed: {exc}") for w in due]
             svids = []
+        failed = write_svid_files_batch(
+            [(w.directory, svid) for w, svid in zip(due, svids, strict=False)], bundle
+        )
         for workload, svid in zip(due, svids, strict=False):
-            try:
-                write_svid_files(workload.directory, svid, bundle)
-            except OSError as exc:
-                report.failed.append((workload.spiffe_id, f"cannot write files: {exc}"))
+            if workload.directory in failed:
+                error = failed[workload.directory]
+                report.failed.append((workload.spiffe_id, f"cannot write files: {error}"))
                 continue
             report.renewed.append(workload.spiffe_id)
             expiries.append(svid.not_after)
