@@ -1,9 +1,10 @@
 """gRPC mode: ``envoy.service.auth.v3.Authorization/Check`` from the xds-protos stubs.
 
 CheckRequest attributes map to the same :class:`CheckInput` as HTTP mode: the caller's
-identity is ``source.principal`` (Envoy fills it from the TLS handshake), the destination
-may come from ``context_extensions``. Every CheckResponse sets ``status`` explicitly: an
-unset status reads as OK, which Envoy takes as an allow.
+identity is ``source.principal`` (Envoy fills it from the TLS handshake) or, with identity
+mode ``xfcc``, the XFCC element Envoy wrote (for a proxy behind a TLS-terminating Envoy);
+the destination may come from ``context_extensions``. Every CheckResponse sets ``status``
+explicitly: an unset status reads as OK, which Envoy takes as an allow.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.rpc import code_pb2, status_pb2
 
 from .core import Authorizer, CheckInput, Outcome
-from .identity import trusted_principal
+from .identity import IdentityReader, identity_reader, trusted_principal
+from .settings import IdentitySettings
 
 log = logging.getLogger("meshward.authz.grpc")
 
@@ -30,19 +32,28 @@ _OK = status_pb2.Status(code=code_pb2.OK)
 SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
 
 
-def check_input(request: pb.CheckRequest) -> CheckInput:
+def xfcc_fallback(settings: IdentitySettings) -> IdentityReader | None:
+    """The identity reader used when ``source.principal`` is empty: XFCC only. Header
+    mode is HTTP-only, since gRPC mode has no way to make Envoy overwrite the header."""
+    return identity_reader(settings) if settings.mode == "xfcc" else None
+
+
+def check_input(request: pb.CheckRequest, fallback: IdentityReader | None = None) -> CheckInput:
     """The transport-neutral question of a CheckRequest."""
     attrs = request.attributes
     http = attrs.request.http
     headers = dict(http.headers)  # Envoy sends lower-case names
     source = attrs.source
     address = source.address.socket_address.address if source.HasField("address") else ""
+    principal = trusted_principal(source.principal)
+    if principal is None and fallback is not None:
+        principal = fallback(headers)
     return CheckInput(
         method=http.method,
         path=http.path,
         host=http.host or headers.get(":authority") or headers.get("host"),
         headers=headers,
-        principal=trusted_principal(source.principal),
+        principal=principal,
         source_ip=address or None,
         context_extensions=attrs.context_extensions,
     )
@@ -79,6 +90,7 @@ class AuthorizationService(pb_grpc.AuthorizationServicer):
 
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
+        self._fallback = xfcc_fallback(authorizer.settings.identity)
         self._failsafe = pb.CheckResponse(
             status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message="internal error"),
             denied_response=pb.DeniedHttpResponse(
@@ -89,7 +101,9 @@ class AuthorizationService(pb_grpc.AuthorizationServicer):
 
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
         try:
-            return check_response(self._authorizer.check(check_input(request), "grpc"))
+            return check_response(
+                self._authorizer.check(check_input(request, self._fallback), "grpc")
+            )
         except Exception:
             log.exception("internal error in the gRPC check path")
             return self._failsafe

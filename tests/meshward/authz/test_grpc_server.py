@@ -105,3 +105,23 @@ def test_required_jwt_is_unauthenticated(make_authorizer: MakeAuthorizer) -> Non
         server.stop(grace=None)
     assert response.status.code == code_pb2.UNAUTHENTICATED
     assert response.denied_response.status.code == 401
+
+
+def test_xfcc_is_the_fallback_identity_only_in_xfcc_mode(make_authorizer: MakeAuthorizer) -> None:
+    xfcc = {"x-forwarded-client-cert": f"URI={PRODUCTPAGE}"}
+    peer = {"x-meshward-peer-uri-san": PRODUCTPAGE}
+    for mode, headers, expected in (
+        ("xfcc", xfcc, code_pb2.OK),
+        ("none", xfcc, code_pb2.PERMISSION_DENIED),
+        ("header", peer, code_pb2.PERMISSION_DENIED),  # header mode is HTTP only
+    ):
+        authorizer = make_authorizer(destination={"header": None}, identity={"mode": mode})
+        server, port = build_grpc_server(authorizer, "127.0.0.1", 0, 1)
+        server.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.AuthorizationStub(channel)
+                response = stub.Check(_request("/reviews/1", headers=headers), timeout=5)
+        finally:
+            server.stop(grace=None)
+        assert response.status.code == expected, mode
