@@ -211,7 +211,7 @@ def _transactional(
     method: Callable[Concatenate[TrustDomainCa, _P], _R],
 ) -> Callable[Concatenate[TrustDomainCa, _P], _R]:
     def run(self: TrustDomainCa, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._transaction():
+        with self.locked():
             return method(self, *args, **kwargs)
 
     update_wrapper(run, method)
@@ -252,9 +252,22 @@ class TrustDomainCa:
         now: dt.datetime | None = None,
     ) -> TrustDomainCa:
         """Create a new CA: a root (or an upstream CA given by the user) and an intermediate."""
-        if store.read_state() is not None:
-            raise StoreError("this store already holds a CA; refusing to overwrite it")
         validate_trust_domain(trust_domain)
+        with store.lock():
+            if store.read_state() is not None:
+                raise StoreError("this store already holds a CA; refusing to overwrite it")
+            return cls._create(store, trust_domain, settings, upstream, upstream_bundle, now)
+
+    @classmethod
+    def _create(
+        cls,
+        store: Store,
+        trust_domain: str,
+        settings: CaSettings | None,
+        upstream: Authority | None,
+        upstream_bundle: Sequence[x509.Certificate],
+        now: dt.datetime | None,
+    ) -> TrustDomainCa:
         settings = settings or CaSettings()
         now = now or utcnow()
         state = CaState(trust_domain, settings)
@@ -294,24 +307,28 @@ class TrustDomainCa:
 
     @classmethod
     def open(cls, store: Store) -> TrustDomainCa:
-        """Open an existing CA, removing leftovers of an interrupted run."""
-        data = store.read_state()
-        if data is None:
-            raise StoreError("no CA here yet: run `meshward ca init` first")
-        state = CaState.from_bytes(data)
-        store.cleanup()
-        referenced = set()
-        for record in state.authorities:
-            if record.status is not Status.RETIRED:
-                referenced.add(record.name)
-                if record.jwt_kid:
-                    referenced.add(f"{record.name}.jwt")
-        # Keys of retired authorities, or of a step that crashed before its state was
-        # written, are not part of any consistent state: delete them.
-        for name in store.key_names():
-            if name not in referenced:
-                store.delete_key(name)
-        return cls(store, state)
+        """Open an existing CA, removing leftovers of an interrupted run.
+
+        Under the store's lock: a key another process is about to commit is not an orphan.
+        """
+        with store.lock():
+            data = store.read_state()
+            if data is None:
+                raise StoreError("no CA here yet: run `meshward ca init` first")
+            state = CaState.from_bytes(data)
+            store.cleanup()
+            referenced = set()
+            for record in state.authorities:
+                if record.status is not Status.RETIRED:
+                    referenced.add(record.name)
+                    if record.jwt_kid:
+                        referenced.add(f"{record.name}.jwt")
+            # Keys of retired authorities, or of a step that crashed before its state was
+            # written, are not part of any consistent state: delete them.
+            for name in store.key_names():
+                if name not in referenced:
+                    store.delete_key(name)
+            return cls(store, state)
 
     def refresh(self) -> None:
         """Pick up changes another process (such as the CLI) made to the stored state."""
@@ -325,9 +342,13 @@ class TrustDomainCa:
                 self._load()
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        # Every change runs on fresh state under the store's lock, so a service and a CLI
-        # command changing the same CA never overwrite each other's work.
+    def locked(self) -> Iterator[None]:
+        """Hold the store's lock, on freshly read state (re-entrant).
+
+        Every change runs this way, so a service and a CLI command changing the same CA
+        never overwrite each other's work; a reader that needs the bundle and the signer to
+        agree (the rotator) holds it too.
+        """
         with self._mutex:
             if self._depth == 0:
                 self._held.enter_context(self.store.lock())
@@ -478,6 +499,7 @@ class TrustDomainCa:
             raise AuthorityError(f"JWT-SVID lifetime is capped at {MAX_JWT_TTL}", code="ttl")
         if spiffe_id.trust_domain != self.trust_domain:
             raise AuthorityError(f"{spiffe_id} is outside trust domain {self.trust_domain}")
+        self.refresh()  # never sign with a key another process has retired
         kid = self._signer_record().jwt_kid
         assert kid is not None
         return issue_jwt_svid(self._jwt_keys[kid], kid, spiffe_id, audience, ttl=ttl, now=now)

@@ -105,29 +105,36 @@ class Rotator:
     def run_once(self, *, now: dt.datetime | None = None, force: bool = False) -> RotationReport:
         """Renew every workload that is due (all of them with ``force``), each with a fresh key."""
         now = now or utcnow()
-        bundle = self.ca.bundle()
-        bundle_pem = bundle.to_pem()
         report = RotationReport()
         due: list[Workload] = []
         expiries: list[dt.datetime] = []
-        for workload in self.workloads:
-            reason, leaf = self._due_reason(workload, bundle_pem, now)
-            if force or reason is not None:
-                due.append(workload)
-            elif leaf is not None:
-                expiries.append(leaf.not_valid_after_utc)
-                report.next_due = _earliest(report.next_due, self.policy.renew_at(leaf))
         try:
-            svids = self.ca.issue_x509_batch(
-                [(w.spiffe_id, None) for w in due], ttl=self.policy.ttl, now=now
-            )
+            # The bundle written next to each SVID must be the one in force when it was
+            # signed: read both under the CA's lock.
+            with self.ca.locked():
+                bundle = self.ca.bundle()
+                bundle_pem = bundle.to_pem()
+                for workload in self.workloads:
+                    if force:
+                        due.append(workload)
+                        continue
+                    reason, leaf = self._due_reason(workload, bundle_pem, now)
+                    if reason is not None:
+                        due.append(workload)
+                    elif leaf is not None:
+                        expiries.append(leaf.not_valid_after_utc)
+                        report.next_due = _earliest(report.next_due, self.policy.renew_at(leaf))
+                svids = self.ca.issue_x509_batch(
+                    [(w.spiffe_id, None) for w in due], ttl=self.policy.ttl, now=now
+                )
         except (CaError, OSError) as exc:
-            report.failed = [(w.spiffe_id, f"issuance failed: {exc}") for w in due]
-            svids = []
+            reason = f"issuance failed: {exc}"
+            report.failed = [(w.spiffe_id, reason) for w in due or self.workloads]
+            return report
         failed = write_svid_files_batch(
-            [(w.directory, svid) for w, svid in zip(due, svids, strict=False)], bundle
+            [(w.directory, svid) for w, svid in zip(due, svids, strict=True)], bundle
         )
-        for workload, svid in zip(due, svids, strict=False):
+        for workload, svid in zip(due, svids, strict=True):
             if workload.directory in failed:
                 error = failed[workload.directory]
                 report.failed.append((workload.spiffe_id, f"cannot write files: {error}"))

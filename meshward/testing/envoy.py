@@ -44,7 +44,8 @@ class Envoy:
     """One Envoy process with the given bootstrap ``config`` (a dict, or YAML/JSON text).
 
     If a dict config has no ``admin`` section, one on 127.0.0.1 (port chosen by the kernel)
-    is added, and a ``node`` (id and cluster) if it has none. Files (config, log, admin address) go to ``workdir``.
+    is added, and a ``node`` (id and cluster) if it has none. Files (config, log, admin
+    address) go to ``workdir``.
     """
 
     def __init__(
