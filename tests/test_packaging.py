@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sysconfig
 
 import meshward.grammar
 
 
 def test_no_bare_top_level_packages_are_installed():
-    dist = importlib.metadata.distribution("meshward")
+    # The installed distribution, not a build's egg-info lying in the source tree.
+    purelib = sysconfig.get_paths()["purelib"]
+    (dist,) = importlib.metadata.distributions(name="meshward", path=[purelib])
     top = set()
     for f in dist.files or ():
         parts = f.parts
