@@ -120,18 +120,18 @@ def diff_policies(
     *,
     max_examples: int = 3,
     cell_limit: int = DEFAULT_CELL_LIMIT,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PolicyDiff:
     """Compare two checked policy sets, destination by destination."""
     old_compiled, new_compiled = compile_policy(old), compile_policy(new)
     names = sorted({k.name for k in old.services} | {k.name for k in new.services})
     out = []
-    for name in names:
-        if progress is not None:
-            progress(name)
+    for done, name in enumerate(names, start=1):
         out.append(
             _diff_destination(name, old, new, old_compiled, new_compiled, max_examples, cell_limit)
         )
+        if progress is not None:
+            progress(done, len(names))
     return PolicyDiff(tuple(out))
 
 
@@ -231,7 +231,7 @@ def _diff_destination(
     changes = []
     for group, requests in sorted(flips.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
         direction, before_ids, after_ids = group
-        examples = sorted(requests, key=_simplicity)[:max_examples]
+        examples = _varied(sorted(requests, key=_simplicity), max_examples)
         before_reason, after_reason = reasons[group]
         changes.append(
             Change(
@@ -264,6 +264,21 @@ def _unmatched(
         else:
             out.append((port, rule))
     return out
+
+
+def _varied(requests: list[Request], n: int) -> list[Request]:
+    """The simplest requests, preferring ones that differ in method, then in path."""
+    picked: list[Request] = []
+    for distinct in (lambda r: r.method, lambda r: r.path, lambda r: None):
+        seen = {distinct(r) for r in picked}
+        for r in requests:
+            if len(picked) >= n:
+                return picked
+            key = distinct(r)
+            if r not in picked and (key is None or key not in seen):
+                picked.append(r)
+                seen.add(key)
+    return picked
 
 
 def _simplicity(request: Request) -> tuple[int, int]:

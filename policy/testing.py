@@ -12,6 +12,7 @@ A test file sits next to the policies it tests and is named ``*.policytest.yaml`
           source: {principal: spiffe://cluster.local/ns/default/sa/productpage}
         expect: allow                  # or deny
         rule: reviews-read             # optional: a rule that must decide it (null: none)
+        audit: [reviews-legacy-v1]     # optional: the audit rules that must match
 
 A bare list of cases is accepted as well. Decisions come from the compiled tables, as
 in production; the reference interpreter's ``explain`` supplies the trace of a failure
@@ -52,6 +53,7 @@ class Case:
     expect: bool  # True: allow
     rule: str | None  # the rule that must decide; None: no rule may decide
     checks_rule: bool  # False: the case says nothing about the deciding rule
+    audit: tuple[str, ...] | None  # audit rules that must match (None: not checked)
     file: str
     line: int
 
@@ -141,7 +143,7 @@ def _case(item: Any, file: str, line: int, number: int) -> Case:
     where = f"{file}:{line}"
     if not isinstance(item, dict):
         raise PolicyTestError(f"{where}: case {number} is not a mapping")
-    unknown = set(item) - {"name", "request", "expect", "rule"}
+    unknown = set(item) - {"name", "request", "expect", "rule", "audit"}
     if unknown:
         raise PolicyTestError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     name = item.get("name") or f"case {number}"
@@ -155,7 +157,21 @@ def _case(item: Any, file: str, line: int, number: int) -> Case:
     rule = item.get("rule")
     if rule is not None and not isinstance(rule, str):
         raise PolicyTestError(f"{where}: `rule` is a rule id or null")
-    return Case(str(name), request, expect == "allow", rule, "rule" in item, file, line)
+    audit = item.get("audit")
+    if audit is not None and (
+        not isinstance(audit, list) or not all(isinstance(a, str) for a in audit)
+    ):
+        raise PolicyTestError(f"{where}: `audit` is a list of rule ids")
+    return Case(
+        str(name),
+        request,
+        expect == "allow",
+        rule,
+        "rule" in item,
+        tuple(sorted(audit)) if audit is not None else None,
+        file,
+        line,
+    )
 
 
 def run_cases(policy: model.PolicySet, cases: Sequence[Case]) -> Report:
@@ -180,6 +196,13 @@ def run_cases(policy: model.PolicySet, cases: Sequence[Case]) -> Report:
                 failures.append(
                     f"expected rule {case.rule} to decide, but "
                     + (f"{_ids(decision)} decided" if decision.rule_ids else "no rule decided")
+                )
+        if case.audit is not None:
+            matched = tuple(sorted(a.rule_id for a in decision.audit))
+            if matched != case.audit:
+                failures.append(
+                    f"expected audit rules [{', '.join(case.audit)}], "
+                    f"matched [{', '.join(matched)}]"
                 )
         outcomes.append(Outcome(case, decision, explanation, tuple(failures)))
     rules = tuple(r.rule_id for r in policy.rules())
