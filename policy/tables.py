@@ -70,9 +70,10 @@ def _match_from(node: PathNode, segments: list[str], i: int, n: int) -> int:
         if i == n:
             return found | node.end
         segment = segments[i]
-        for prefix, mask in node.prefixes:
-            if segment.startswith(prefix):
-                found |= mask
+        if node.prefixes:
+            for prefix, mask in node.prefixes:
+                if segment.startswith(prefix):
+                    found |= mask
         if node.one is not None and segment:
             found |= _match_from(node.one, segments, i + 1, n)
         child = node.children.get(segment)
@@ -136,6 +137,8 @@ class DecisionTable:
         if self.source_networks:
             callers |= self._networks(source_ip)
         mask &= callers
+        if not mask:  # cheap columns first: most requests stop here
+            return 0
         if mask & ~self.paths_any:
             mask &= self.paths_any | match_path(self.path_root, path)
         if mask & ~self.hosts_any:
