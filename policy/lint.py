@@ -202,7 +202,7 @@ CHECKS: dict[str, Check] = _checks(
     Check(
         "negative-allow",
         "hygiene",
-        W,
+        N,
         "an allow built on a negative match where a positive form exists",
         'write the positive form: `allow GET ... from namespace "web"` instead of '
         '`allow GET ... from authenticated unless source.namespace != "web"`',

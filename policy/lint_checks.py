@@ -621,7 +621,7 @@ def _positive_form(rule: model.Rule, atom: _Atom) -> str | None:
     parts = _key(c.attribute.parts)
     value = c.operand.value
     values = [v.value for v in value] if isinstance(value, tuple) else [value]
-    net_positive = atom.negations % 2 == 0 and c.op in ("==", "in")
+    net_positive = atom.negations % 2 == 0 and c.op in ("==", "!=", "in")
     if parts == ("request", "method") and rule.methods is not None and not net_positive:
         kept = sorted(rule.methods - {str(v) for v in values})
         return ", ".join(kept) if kept else None

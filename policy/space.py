@@ -489,7 +489,8 @@ class _Atoms:
                 for step in (-1, 1):  # just outside: the class of a sibling network
                     with contextlib.suppress(ipaddress.AddressValueError):
                         out.add(str(address + step))
-        out.update(("203.0.113.254", "2001:db8::fe"))
+        # Outside every network (both families), and not an address at all.
+        out.update(("203.0.113.254", "2001:db8::fe", "not-an-ip"))
         return [None, *sorted(out)]
 
     def host_values(self) -> list[str | None]:
