@@ -8,9 +8,10 @@ double quotes with JSON escapes; a principal set on one line while it fits, else
 member per line with a trailing comma.
 
 Comments are kept: a comment alone on its line stays above the thing that follows it
-(a comment between a rule's lines moves above the rule); a comment at the end of a line
-stays at the end of the line that holds the thing it followed. One blank line before or
-after a comment block is kept. Formatting twice changes nothing.
+(a rule, its head, its `when` or `unless` line, a set member, the closing brace); a
+comment at the end of a line stays at the end of the line that holds the thing it
+followed (when several end up on one joined line, all but the last go above it). One
+blank line before or after a comment block is kept. Formatting twice changes nothing.
 """
 
 from __future__ import annotations
@@ -131,10 +132,13 @@ class _Printer:
         for term in rule.sources:
             head_end = max(head_end, _end(term.span))
         first = min((_start(p.span) for p in parts), default=head_start)
-        out.append(_Anchor(first, head_end, rule, ("head", id(rule))))
+        # A comment above the head (below @id) or above a clause stays exactly there.
+        head_owner: object = ("head", id(rule)) if rule.rule_id is not None else rule
+        out.append(_Anchor(first, head_end, head_owner, ("head", id(rule))))
         for clause, cond in (("when", rule.when), ("unless", rule.unless)):
             if cond is not None:
-                out.append(_Anchor(_start(cond.span), _end(cond.span), rule, (clause, id(rule))))
+                key = (clause, id(rule))
+                out.append(_Anchor(_start(cond.span), _end(cond.span), key, key))
         return out
 
     def _own_line(self, comment: nodes.Comment) -> bool:
@@ -178,11 +182,21 @@ class _Printer:
         if self.out and self.out[-1] != "" and not self.out[-1].rstrip().endswith(("{", "[")):
             self.out.append("")
 
+    def hoist(self, key: int, indent: str) -> None:
+        """One comment fits behind a line: several that end up on one line (the line
+        joins what was written on several) go above it, in order, but the last."""
+        trailing = self.comments.trailing.get(key, [])
+        for c in trailing[:-1]:
+            self.out.append(indent + c.text.rstrip())
+        del trailing[:-1]
+
     def emit(self, indent: str, text: str, key: int | None = None) -> None:
-        trailing = self.comments.trailing.pop(key, []) if key is not None else []
         line = indent + text
-        if trailing:
-            line += "  " + " ".join(c.text.rstrip() for c in trailing)
+        if key is not None:
+            self.hoist(key, indent)
+            trailing = self.comments.trailing.pop(key, [])
+            if trailing:
+                line += "  " + trailing[0].text.rstrip()
         self.out.append(line.rstrip())
 
     def leading(self, key: int, indent: str) -> None:
@@ -255,11 +269,11 @@ class _Printer:
         if block.port is not None:
             head += f":{block.port.value}"
         close_key = _key(("close", id(block)))
-        if not block.rules and block.default is None and not self.comments.leading.get(close_key):
+        comments = self.comments
+        if not block.rules and block.default is None and close_key not in comments.leading:
+            # `{}` on one line: the comments behind `{` and behind `}` share it.
+            comments.trailing[id(block)] += comments.trailing.pop(close_key, [])
             self.emit("", head + " {}", id(block))
-            trailing = self.comments.trailing.pop(close_key, [])
-            if trailing:
-                self.out[-1] += "  " + " ".join(c.text.rstrip() for c in trailing)
             return
         self.emit("", head + " {", id(block))
         if block.default is not None:
@@ -268,15 +282,15 @@ class _Printer:
         for rule in block.rules:
             self.blank()
             self.rule(rule)
-        if self.comments.leading.get(close_key):
-            self.blank()
-            self.leading(close_key, INDENT)
+        self.leading(close_key, INDENT)
         self.emit("", "}", close_key)
 
     def rule(self, rule: nodes.Rule) -> None:
         self.leading(id(rule), INDENT)
+        head_key = _key(("head", id(rule)))
         if rule.rule_id is not None:
             self.emit(INDENT, f"@id({_string(rule.rule_id.value)})", _key(("id", id(rule))))
+            self.leading(head_key, INDENT)
         head = ("audit " if rule.audit else "") + rule.effect + " "
         head += "*" if rule.methods is None else ", ".join(m.value for m in rule.methods)
         if rule.paths:
@@ -285,24 +299,21 @@ class _Printer:
             head += " host " + ", ".join(_string(h.value) for h in rule.hosts)
         if rule.ports:
             head += " port " + ", ".join(p.value for p in rule.ports)
-        head_key = _key(("head", id(rule)))
         if rule.sources:
             sources = "from " + ", ".join(_source(s) for s in rule.sources)
             if len(INDENT + head + " " + sources) <= WIDTH:
                 self.emit(INDENT, head + " " + sources, head_key)
             else:
+                self.hoist(head_key, INDENT)
                 self.out.append(INDENT + head)
                 self.emit(CONTINUATION, sources, head_key)
         else:
             self.emit(INDENT, head, head_key)
-        if rule.when is not None:
-            self.emit(CONTINUATION, "when " + condition(rule.when), _key(("when", id(rule))))
-        if rule.unless is not None:
-            self.emit(
-                CONTINUATION,
-                "unless " + condition(rule.unless),
-                _key(("unless", id(rule))),
-            )
+        for clause, cond in (("when", rule.when), ("unless", rule.unless)):
+            if cond is not None:
+                key = _key((clause, id(rule)))
+                self.leading(key, CONTINUATION)
+                self.emit(CONTINUATION, f"{clause} {condition(cond)}", key)
 
 
 # --- pieces --------------------------------------------------------------------------
