@@ -15,10 +15,10 @@ the new certificate, key and bundle together, never a mix and never a partial fi
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ SDS_CERT_CONFIG = "sds-cert.json"
 SDS_BUNDLE_CONFIG = "sds-bundle.json"
 _TMP_LINK = "..data_tmp"
 _SECRET = frozenset({KEY_FILE})
+_versions = itertools.count()
 _SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
@@ -46,23 +47,22 @@ def stage_version(
     :func:`publish_version`, or a crash could publish empty files."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y_%m_%d_%H_%M_%S.%f")
-    version = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=directory))
+    version = directory / f"..{stamp}.{os.getpid()}.{next(_versions)}"
+    os.mkdir(version, 0o755)
     for name, data in files.items():
         write_new_file(version / name, data, 0o600 if name in secret else 0o644, sync=sync)
     if sync:
         fsync_dir(version)
-    os.chmod(version, 0o755)
     return version
 
 
 def publish_version(directory: Path, version: Path, *, sync: bool = True) -> None:
     """Make a staged version current by renaming ``..data`` onto it, then drop older ones."""
     tmp_link = directory / _TMP_LINK
-    tmp_link.unlink(missing_ok=True)
-    os.symlink(version.name, tmp_link)
+    _symlink_over(version.name, tmp_link)
     os.replace(tmp_link, directory / DATA_LINK)
-    for entry in version.iterdir():
-        _ensure_user_link(directory, entry.name)
+    for name in os.listdir(version):
+        _ensure_user_link(directory, name)
     if sync:
         fsync_dir(directory)
     _remove_old_versions(directory, keep=version.name)
@@ -75,24 +75,37 @@ def write_version(directory: Path, files: Mapping[str, bytes], secret: frozenset
     return version
 
 
+def _symlink_over(target: str, link: Path) -> None:
+    # A leftover of an interrupted run may sit there; the common case costs one syscall.
+    try:
+        os.symlink(target, link)
+    except FileExistsError:
+        link.unlink()
+        os.symlink(target, link)
+
+
 def _ensure_user_link(directory: Path, name: str) -> None:
     link = directory / name
     target = f"{DATA_LINK}/{name}"
-    if link.is_symlink() and os.readlink(link) == target:
-        return
+    try:
+        if os.readlink(link) == target:
+            return
+    except OSError:
+        pass  # missing, or not a link: (re)create it
     tmp = directory / f"..{name}.tmp"
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
+    _symlink_over(target, tmp)
     os.replace(tmp, link)
 
 
 def _remove_old_versions(directory: Path, keep: str) -> None:
-    for entry in directory.iterdir():
-        if entry.name.startswith("..") and entry.name != keep and entry.name != DATA_LINK:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.startswith("..") or entry.name in (keep, DATA_LINK):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
             else:
-                entry.unlink(missing_ok=True)
+                os.unlink(entry.path)
 
 
 def current_version(directory: Path) -> Path | None:
