@@ -24,9 +24,18 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+def _id_and_path(text: str, what: str) -> tuple[SpiffeId, Path]:
+    spiffe_id, sep, path = text.partition("=")
+    if not sep or not path:
+        raise ValueError(f"invalid {text!r}: expected SPIFFE_ID={what}")
+    return SpiffeId.parse(spiffe_id), Path(path)
+
+
 def parse_workload(text: str) -> Workload:
     """Parse ``spiffe://td/path=DIRECTORY`` into a workload."""
-    spiffe_id, sep, directory = text.partition("=")
-    if not sep or not directory:
-        raise ValueError(f"invalid workload {text!r}: expected SPIFFE_ID=DIRECTORY")
-    return Workload(SpiffeId.parse(spiffe_id), Path(directory))
+    return Workload(*_id_and_path(text, "DIRECTORY"))
+
+
+def parse_socket(text: str) -> tuple[SpiffeId, Path]:
+    """Parse ``spiffe://td/path=SOCKET`` (a Workload API socket for that identity)."""
+    return _id_and_path(text, "SOCKET")

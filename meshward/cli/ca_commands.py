@@ -28,8 +28,9 @@ from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.ca_service.api import BOOTSTRAP_AUDIENCE, create_app
 from meshward.ca_service.metrics import CaMetrics
-from meshward.ca_service.options import parse_duration, parse_workload
+from meshward.ca_service.options import parse_duration, parse_socket, parse_workload
 from meshward.ca_service.service import RotationService
+from meshward.ca_service.workload_api import start_workload_api
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -199,24 +200,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1 if report.failed else 0
     stop = threading.Event()
     # uvicorn restores these after its own graceful shutdown and re-raises the signal, so
-    # both modes end here with a clean exit.
+    # every mode ends here with a clean exit.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    if args.listen is None:
-        service.run(stop)
-        return 0
-    import uvicorn  # only the API mode needs the ASGI server
-
-    host, _, port = args.listen.rpartition(":")
-    loop = threading.Thread(target=service.run, args=(stop,), name="rotation", daemon=True)
-    loop.start()
-    app = create_app(ca, metrics, max_ttl=args.ttl)
+    servers = [
+        start_workload_api(ca, spiffe_id, socket, policy, stop)
+        for spiffe_id, socket in args.workload_api
+    ]
     try:
-        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+        if args.listen is None:
+            service.run(stop)
+            return 0
+        import uvicorn  # only the API mode needs the ASGI server
+
+        host, _, port = args.listen.rpartition(":")
+        loop = threading.Thread(target=service.run, args=(stop,), name="rotation", daemon=True)
+        loop.start()
+        app = create_app(ca, metrics, max_ttl=args.ttl)
+        try:
+            uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+        finally:
+            stop.set()
+            loop.join(timeout=30)
+        return 0
     finally:
         stop.set()
-        loop.join(timeout=30)
-    return 0
+        for server in servers:
+            server.stop(grace=5).wait(10)
 
 
 def register(subparsers: Any) -> None:
@@ -310,6 +320,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--interval", type=_duration, default=dt.timedelta(seconds=30))
     p.add_argument("--envoy-config", action="store_true", help="write Envoy SDS files")
     p.add_argument("--listen", metavar="HOST:PORT", help="also serve the HTTP API")
+    p.add_argument(
+        "--workload-api",
+        type=parse_socket,
+        action="append",
+        default=[],
+        metavar="SPIFFE_ID=SOCKET",
+        help="serve the SPIFFE Workload API for that identity on a Unix socket (repeatable)",
+    )
     p.add_argument("--once", action="store_true", help="one pass, then exit")
     p.add_argument("--force", action="store_true", help="with --once: renew every workload")
     p.set_defaults(func=_guarded(cmd_serve))

@@ -166,22 +166,10 @@ def test_serve_runs_rotation_and_the_api_until_sigterm(ca_dir: Path, tmp_path: P
     assert exe, "the meshward console script is installed"
     port = _free_port()
     a = tmp_path / "a"
-    server = subprocess.Popen(
-        [
-            exe,
-            "ca",
-            "serve",
-            "--dir",
-            str(ca_dir),
-            "--workload",
-            f"spiffe://{TD}/a={a}",
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    socket_path = tmp_path / "sockets" / "a.sock"
+    command = [exe, "ca", "serve", "--dir", str(ca_dir), "--workload", f"spiffe://{TD}/a={a}"]
+    command += ["--listen", f"127.0.0.1:{port}", "--workload-api", f"spiffe://{TD}/a={socket_path}"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         metrics = b""
@@ -196,6 +184,9 @@ def test_serve_runs_rotation_and_the_api_until_sigterm(ca_dir: Path, tmp_path: P
         assert b'meshward_ca_svids_issued_total{kind="x509"} 1.0' in metrics
         assert (a / "cert.pem").is_file()
         assert _get(f"http://127.0.0.1:{port}/v1/bundle").startswith(b"-----BEGIN CERTIFICATE")
+        with spiffe.WorkloadApiClient(socket_path=f"unix://{socket_path}") as workload_api:
+            (svid,) = workload_api.fetch_x509_context(timeout=10).x509_svids
+        assert str(svid.spiffe_id) == f"spiffe://{TD}/a"
     finally:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
