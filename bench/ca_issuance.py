@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -128,14 +129,19 @@ def measure_rotation(workloads: int, root: Path) -> tuple[float, float]:
 
 
 def report(
-    issuance: list[tuple[str, float]], workloads: int, first_s: float, renew_s: float
+    issuance: list[tuple[str, float]],
+    workloads: int,
+    first_s: float,
+    renew_s: float,
+    load: tuple[float, float, float],
 ) -> str:
     raw = issuance[0][1]
     lines = [
         HEADING,
         "",
         f"Machine: {machine()}; cryptography {cryptography.__version__} on "
-        f"{backend.openssl_version_text()}.",
+        f"{backend.openssl_version_text()}. Load average when the run started: "
+        f"{load[0]:.1f} (other jobs share the machine; ratios come from interleaved rounds).",
         "",
         "| operation | per second (median) | vs raw signing |",
         "| --- | ---: | ---: |",
@@ -175,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.count, args.rounds, args.workloads, args.no_write = 200, 3, 200, True
+    load = os.getloadavg()
     issuance = measure_issuance(args.count, args.rounds)
     with tempfile.TemporaryDirectory(prefix="meshward-bench-") as tmp:
         first_s, renew_s = measure_rotation(args.workloads, Path(tmp))
-    section = report(issuance, args.workloads, first_s, renew_s)
+    section = report(issuance, args.workloads, first_s, renew_s, load)
     print(section)
     if not args.no_write:
         write_section(section, heading=HEADING)
