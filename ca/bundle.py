@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from .authority import chain_pem, load_pem_certificates
+from .authority import chain_pem
 from .errors import CaError
 from .keys import PublicKey, check_public_key
 from .spiffe_id import validate_trust_domain
@@ -114,9 +114,3 @@ class TrustBundle:
         if not isinstance(sequence, int) or not isinstance(hint, int):
             raise BundleError("spiffe_sequence and spiffe_refresh_hint must be integers")
         return cls(trust_domain, tuple(certs), jwt_keys, sequence, hint)
-
-    @classmethod
-    def from_pem(cls, trust_domain: str, data: bytes) -> TrustBundle:
-        """A bundle of X.509 authorities read from PEM (no JWT keys)."""
-        validate_trust_domain(trust_domain)
-        return cls(trust_domain, tuple(load_pem_certificates(data)))
