@@ -55,7 +55,7 @@ class CheckInput:
     context_extensions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen construction costs on every request
 class Outcome:
     """The answer for Envoy. ``status`` is 200 when allowed; ``upstream_headers`` go to the
     application on allow, ``remove_headers`` are stripped from its request; ``body`` is the

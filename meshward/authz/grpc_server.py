@@ -42,7 +42,7 @@ def check_input(request: pb.CheckRequest, fallback: IdentityReader | None = None
     """The transport-neutral question of a CheckRequest."""
     attrs = request.attributes
     http = attrs.request.http
-    headers = dict(http.headers)  # Envoy sends lower-case names
+    headers = http.headers  # a read-only view; Envoy sends lower-case names
     source = attrs.source
     address = source.address.socket_address.address if source.HasField("address") else ""
     principal = trusted_principal(source.principal)

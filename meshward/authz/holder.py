@@ -8,11 +8,14 @@ check is refused: the last good one keeps serving and the error is kept for ``/r
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +85,8 @@ class PolicyHolder:
             started = time.perf_counter()
             signature = self.signature()
             try:
-                policy = self._compile()
+                with _beside_the_hot_path():
+                    policy = self._compile()
             except PolicyError as exc:
                 error = "policy has errors:\n" + render_human(exc.diagnostics, exc.sources)
                 result = self._refused(error, started)
@@ -144,6 +148,31 @@ class PolicyHolder:
     def changed(self) -> bool:
         """Whether the sources differ from those of the last load attempt."""
         return self.signature() != self._signature
+
+
+# While compiling, the interpreter hands the GIL to a waiting thread after this long
+# (instead of the default 5 ms), so a request waits at most about this for a reload.
+COMPILE_SWITCH_INTERVAL = 0.0005
+
+
+@contextlib.contextmanager
+def _beside_the_hot_path() -> Iterator[None]:
+    """Compile without stalling the serving thread: a short GIL switch interval, and no
+    cyclic GC while the new tables are built (each full collection would scan, and pause
+    every thread on, the whole heap). Afterwards the surviving objects (the new tables
+    among them) are frozen into the permanent generation, so the collector never rescans
+    long-lived policy data while serving; refcounting still frees a replaced policy."""
+    interval = sys.getswitchinterval()
+    collecting = gc.isenabled()
+    sys.setswitchinterval(min(interval, COMPILE_SWITCH_INTERVAL))
+    gc.disable()
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 def _since(started: float) -> float:

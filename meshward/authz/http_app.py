@@ -72,13 +72,16 @@ class CheckApp:
         await send({"type": "http.response.body", "body": body})
 
     def _input(self, scope: Scope, raw: bytes) -> CheckInput:
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            # A repeated header is joined the HTTP way; a repeated identity header then
-            # is not a valid SPIFFE ID, so it gives no identity.
-            headers[key] = headers[key] + "," + text if key in headers else text
+        raw_headers = scope["headers"]
+        # ASGI servers give lower-case names.
+        headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in raw_headers}
+        if len(headers) != len(raw_headers):
+            # A repeated header is joined the HTTP way; a repeated identity header then is
+            # not a valid SPIFFE ID, so it gives no identity.
+            headers = {}
+            for name, value in raw_headers:
+                key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+                headers[key] = headers[key] + "," + text if key in headers else text
         path = raw[len(self._prefix) :].decode("latin-1")
         query: bytes = scope.get("query_string", b"")
         if query:

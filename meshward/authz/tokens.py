@@ -144,7 +144,7 @@ class JwtVerifier:
     def __init__(self, settings: JwtSettings) -> None:
         self._leeway = settings.leeway_seconds
         self._cache_size = settings.cache_size
-        self._cache: OrderedDict[bytes, tuple[Mapping[str, Any], float]] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._issuers = {
             i.issuer: (
@@ -165,9 +165,9 @@ class JwtVerifier:
         cached = self._cache.get(digest)
         now = time.time()
         if cached is not None:
-            claims, expires = cached
+            verified, expires = cached
             if now <= expires:
-                return JwtResult(claims, None)
+                return verified
             with self._cache_lock:
                 self._cache.pop(digest, None)
         result = self._verify(token)
@@ -175,7 +175,7 @@ class JwtVerifier:
             exp = result.claims.get("exp")
             if isinstance(exp, int | float):
                 with self._cache_lock:
-                    self._cache[digest] = (result.claims, float(exp) + self._leeway)
+                    self._cache[digest] = (result, float(exp) + self._leeway)
                     while len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
         return result

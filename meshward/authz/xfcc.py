@@ -10,8 +10,9 @@ not written by Envoy, or was tampered with, and yields no identity rather than a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from meshward.policy.identity import SpiffeIdError, parse_spiffe_id
+from meshward.policy.identity import peer_identity
 
 KEYS = frozenset({"by", "hash", "cert", "chain", "subject", "uri", "dns"})
 # Only DNS may repeat: Envoy writes one DNS pair per DNS SAN. A repeated URI or By would make
@@ -104,11 +105,14 @@ def _value(header: str, i: int) -> tuple[str, int]:
     return header[i:end], end
 
 
+@lru_cache(maxsize=16384)
 def peer_spiffe_id(header: str, expected_by: str | None = None) -> str | None:
     """The SPIFFE ID of the immediate peer: the URI of the last element, which the local
     Envoy appended. None when the header does not parse, the last element has no URI or
     one that is not a valid SPIFFE ID, or (when ``expected_by`` is set) it was not added by
-    the expected proxy identity."""
+    the expected proxy identity.
+
+    Cached (bounded): a peer's connection sends the same header on every request."""
     try:
         elements = parse_xfcc(header)
     except XfccError:
@@ -116,10 +120,6 @@ def peer_spiffe_id(header: str, expected_by: str | None = None) -> str | None:
     last = elements[-1]
     if expected_by is not None and last.by != expected_by:
         return None
-    if last.uri is None:
-        return None
-    try:
-        parse_spiffe_id(last.uri)
-    except SpiffeIdError:
+    if last.uri is None or peer_identity(last.uri) is None:
         return None
     return last.uri
