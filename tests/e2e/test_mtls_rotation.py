@@ -4,7 +4,6 @@ intermediate and the root rotate under traffic."""
 from __future__ import annotations
 
 import http.server
-import os
 import re
 import socket
 import ssl
@@ -32,7 +31,7 @@ from meshward.ca.sds_files import (
 )
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
-from meshward.testing.envoy import Envoy, EnvoyError, envoy_binary
+from meshward.testing.envoy import Envoy
 
 pytestmark = pytest.mark.e2e
 
@@ -47,16 +46,6 @@ HCM = (
 )
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-
-
-@pytest.fixture(scope="module")
-def binary() -> str:
-    try:
-        return envoy_binary()
-    except EnvoyError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def _address(port: int) -> dict[str, Any]:

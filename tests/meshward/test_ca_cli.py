@@ -141,7 +141,8 @@ def test_serve_once_renews_every_workload(
 
 
 def test_option_parsing() -> None:
-    assert parse_duration("1h30m").total_seconds() == 5400
+    ninety_minutes = parse_duration("1h30m")
+    assert ninety_minutes.total_seconds() == 5400
     for bad in ("", "1x", "h", "0s", "1h 2m"):
         with pytest.raises(ValueError):
             parse_duration(bad)
