@@ -246,7 +246,10 @@ def register(subparsers: Any) -> None:
     p = verbs.add_parser("init", parents=[common], help="create a root and an intermediate")
     p.add_argument("--trust-domain", required=True)
     p.add_argument(
-        "--key-algorithm", choices=[a.value for a in KeyAlgorithm], default=KeyAlgorithm.EC_P256
+        "--key-algorithm",
+        choices=[a.value for a in KeyAlgorithm],
+        default=KeyAlgorithm.EC_P256,
+        help="default ec-p256; Envoy's default TLS settings handshake with ec-p256 and RSA only",
     )
     p.add_argument("--root-ttl", type=_duration, default=dt.timedelta(days=365))
     p.add_argument("--intermediate-ttl", type=_duration, default=dt.timedelta(days=30))
