@@ -43,7 +43,7 @@ from .keys import (
 )
 from .spiffe_id import SpiffeId, validate_trust_domain
 from .store import Store
-from .x509_svid import DEFAULT_SVID_TTL, X509Svid, issue_x509_svid
+from .x509_svid import DEFAULT_SVID_TTL, X509Svid, issue_x509_svid, issue_x509_svid_with_key
 
 STATE_VERSION = 1
 #: JWT-SVIDs are short-lived by design; capping them lets a retired key leave the bundle.
@@ -398,8 +398,7 @@ class TrustDomainCa:
     @property
     def signer(self) -> Authority:
         """The active intermediate, which signs every SVID."""
-        (record,) = self.state.with_status("intermediate", Status.ACTIVE)
-        return self._authorities[record.name]
+        return self._authorities[self._signer_record().name]
 
     def _signer_record(self) -> AuthorityRecord:
         (record,) = self.state.with_status("intermediate", Status.ACTIVE)
@@ -463,13 +462,12 @@ class TrustDomainCa:
         now = now or utcnow()
         signer = self.signer
         algorithm = self.state.settings.key_algorithm
-        svids = []
-        for spiffe_id, public_key in requests:
-            key = generate_private_key(algorithm) if public_key is None else None
-            pub = key.public_key() if key is not None else public_key
-            assert pub is not None
-            svid = issue_x509_svid(signer, spiffe_id, pub, ttl=ttl, now=now)
-            svids.append(X509Svid(svid.spiffe_id, svid.chain, key))
+        svids = [
+            issue_x509_svid_with_key(signer, spiffe_id, ttl=ttl, algorithm=algorithm, now=now)
+            if public_key is None
+            else issue_x509_svid(signer, spiffe_id, public_key, ttl=ttl, now=now)
+            for spiffe_id, public_key in requests
+        ]
         self._record_issued(svids)
         return svids
 
