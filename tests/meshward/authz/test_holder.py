@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,3 +120,14 @@ def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
         assert _wait(lambda: len(results) == attempts + 1)
     finally:
         watcher.stop()
+
+
+def test_reload_restores_the_interpreter_settings(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    interval = sys.getswitchinterval()
+    holder = PolicyHolder(PolicySettings(paths=[source]))
+    for text in (GOOD, BROKEN):
+        _bump(source, text)
+        holder.reload()
+        assert sys.getswitchinterval() == interval
+        assert gc.isenabled()
