@@ -79,8 +79,9 @@ class WorkloadApi(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
     def FetchX509SVID(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         self._check(context)
         while True:
-            bundle = self._bundle()
-            svid = self.ca.issue_x509(self.spiffe_id, ttl=self.policy.ttl)
+            with self.ca.locked():  # the bundle sent must be the one in force at signing
+                bundle = self.ca.bundle()
+                svid = self.ca.issue_x509(self.spiffe_id, ttl=self.policy.ttl)
             assert svid.private_key is not None
             key = svid.private_key.private_bytes(
                 serialization.Encoding.DER,
