@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -125,6 +126,8 @@ def test_sigkill_at_random_points_leaves_a_consistent_state(tmp_path: Path) -> N
         )
         # Let it reach its loop, then kill it somewhere inside an iteration.
         assert victim.stdout is not None
+        ready, _, _ = select.select([victim.stdout], [], [], 60)
+        assert ready, "the victim never reached its loop"
         victim.stdout.readline()
         time.sleep(rng.uniform(0.0, 0.3))
         os.kill(victim.pid, signal.SIGKILL)
