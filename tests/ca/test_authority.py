@@ -6,6 +6,10 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from meshward.ca.authority import Authority, create_root, load_authority
 from meshward.ca.errors import AuthorityError
@@ -94,3 +98,34 @@ def test_load_authority_refuses_another_trust_domain(root: Authority) -> None:
 def test_every_key_algorithm_makes_a_root(algorithm: KeyAlgorithm) -> None:
     ca = create_root("example.org", ttl=dt.timedelta(hours=1), algorithm=algorithm)
     ca.certificate.verify_directly_issued_by(ca.certificate)
+
+
+def test_load_authority_refuses_a_ca_whose_spiffe_id_has_a_path() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bad ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier("spiffe://example.org/not/a/ca")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(AuthorityError) as caught:
+        load_authority(cert.public_bytes(Encoding.PEM), private_key_pem(key))
+    assert caught.value.code == "ca-id-path"
