@@ -104,7 +104,7 @@ def serve_allow(kind: str, port: int) -> None:
             def Check(self, request: Any, context: Any) -> Any:
                 return ok
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=SERVER_OPTIONS)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=SERVER_OPTIONS)
         pb_grpc.add_AuthorizationServicer_to_server(Allow(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()

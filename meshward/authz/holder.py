@@ -12,14 +12,17 @@ import contextlib
 import gc
 import hashlib
 import logging
+import multiprocessing
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_texts
+from meshward.policy import bundle as policy_bundle
 from meshward.policy.bundle import BundleError, load_compiled
 from meshward.policy.diagnostics import render_human
 from meshward.policy.loader import policy_files
@@ -29,6 +32,24 @@ from .settings import PolicySettings
 log = logging.getLogger("meshward.authz.policy")
 
 Signature = tuple[tuple[str, int, int], ...]
+# Parsing and checking a large policy takes seconds of CPU; once a policy is serving, a
+# child process does it (its own interpreter lock), so the serving threads only pay for
+# rebuilding the tables. The first load, before anything can be allowed, runs in-process.
+CHECK_TIMEOUT_SECONDS = 600.0
+
+
+class PolicyRefused(Exception):
+    """The policy sources do not load; the message is the rendered diagnostics."""
+
+
+def check_sources(texts: dict[str, str]) -> tuple[str | None, str | None]:
+    """Parse and check policy texts (in a child process): the checked policy as a bundle,
+    or the rendered errors."""
+    try:
+        loaded = load_texts(texts)
+    except PolicyError as exc:
+        return None, "policy has errors:\n" + render_human(exc.diagnostics, exc.sources)
+    return policy_bundle.dumps(loaded.policy), None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +108,8 @@ class PolicyHolder:
             try:
                 with _beside_the_hot_path():
                     policy = self._compile()
-            except PolicyError as exc:
-                error = "policy has errors:\n" + render_human(exc.diagnostics, exc.sources)
-                result = self._refused(error, started)
+            except PolicyRefused as exc:
+                result = self._refused(str(exc), started)
             except (BundleError, OSError, UnicodeDecodeError) as exc:
                 result = self._refused(f"cannot load policy: {exc}", started)
             except Exception as exc:  # a compiler bug must not take the service down
@@ -127,7 +147,16 @@ class PolicyHolder:
         digest = hashlib.sha256()
         for name in sorted(texts):
             digest.update(f"{name}\0{texts[name]}\0".encode())
-        return compile_policy(load_texts(texts).policy, fingerprint=digest.hexdigest())
+        if self.policy is None:
+            checked, error = check_sources(texts)
+        else:
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                job = pool.submit(check_sources, texts)
+                checked, error = job.result(CHECK_TIMEOUT_SECONDS)
+        if error is not None or checked is None:
+            raise PolicyRefused(error or "the policy check returned nothing")
+        return compile_policy(policy_bundle.loads(checked), fingerprint=digest.hexdigest())
 
     def _refused(self, error: str, started: float) -> ReloadResult:
         self.last_error = error
