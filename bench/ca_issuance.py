@@ -128,11 +128,39 @@ def measure_rotation(workloads: int, root: Path) -> tuple[float, float]:
     return first_s, renew_s
 
 
+def filesystems() -> list[tuple[str, Path]]:
+    """Where to time rotation: the default temporary directory's disk, and tmpfs (what
+    Kubernetes atomic-writer volumes use) when the machine has one."""
+    places = [
+        (
+            f"{tempfile.gettempdir()} ({_fs_type(Path(tempfile.gettempdir()))})",
+            Path(tempfile.gettempdir()),
+        )
+    ]
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        places.append((f"/dev/shm ({_fs_type(shm)})", shm))
+    return places
+
+
+def _fs_type(path: Path) -> str:
+    """The filesystem type and mount options of ``path`` (from /proc/mounts), if known."""
+    best = ("", "unknown", "")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, mount, kind, options, *_ = line.split()
+            if str(path.resolve()).startswith(mount) and len(mount) >= len(best[0]):
+                best = (mount, kind, options)
+    except OSError:
+        pass
+    discard = ", discard" if "discard" in best[2].split(",") else ""
+    return f"{best[1]}{discard}"
+
+
 def report(
     issuance: list[tuple[str, float]],
     workloads: int,
-    first_s: float,
-    renew_s: float,
+    rotation: list[tuple[str, float, float]],
     load: tuple[float, float, float],
 ) -> str:
     raw = issuance[0][1]
@@ -156,17 +184,27 @@ def report(
         "signatures; the bare certificate row is what `cryptography`'s certificate builder "
         "costs before any SPIFFE extension, so it bounds every issuer built on it.",
         "",
-        "| rotation of SDS directories (fresh key, flushed to disk, `..data` swap) | seconds |",
-        "| --- | ---: |",
-        f"| first issuance, {workloads:,} workloads | {first_s:.1f} |",
-        f"| forced renewal, {workloads:,} workloads | {renew_s:.1f} |",
+        f"Rotation of {workloads:,} workloads' SDS directories (fresh key, files flushed to "
+        "disk, `..data` swap, previous version deleted), in seconds:",
+        "",
+        "| filesystem | first issuance | forced renewal |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {place} | {first:.1f} | {renew:.1f} |" for place, first, renew in rotation]
+    fastest = min(renew for _, _, renew in rotation)
+    slowest = max(renew for _, _, renew in rotation)
+    if workloads < 10_000:
+        verdict = "not measured"
+    else:
+        verdict = "met" if slowest < 30 else "partly met" if fastest < 30 else "not met"
+    lines += [
         "",
         "| target | measured | |",
         "| --- | --- | --- |",
         f"| issuance ≥ 40 % of raw signing | {worst:.0%} – {best:.0%} | "
         f"{'met' if worst >= 0.4 else 'partly met' if best >= 0.4 else 'not met'} |",
-        f"| rotate 10,000 workloads < 30 s | {renew_s:.1f} s for {workloads:,} | "
-        f"{'met' if workloads >= 10_000 and renew_s < 30 else 'not met'} |",
+        f"| rotate 10,000 workloads < 30 s | {fastest:.1f} – {slowest:.1f} s for "
+        f"{workloads:,} | {verdict} |",
     ]
     return "\n".join(lines) + "\n"
 
@@ -183,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         args.count, args.rounds, args.workloads, args.no_write = 200, 3, 200, True
     load = os.getloadavg()
     issuance = measure_issuance(args.count, args.rounds)
-    with tempfile.TemporaryDirectory(prefix="meshward-bench-") as tmp:
-        first_s, renew_s = measure_rotation(args.workloads, Path(tmp))
-    section = report(issuance, args.workloads, first_s, renew_s, load)
+    rotation = []
+    for place, parent in filesystems():
+        with tempfile.TemporaryDirectory(prefix="meshward-bench-", dir=parent) as tmp:
+            rotation.append((place, *measure_rotation(args.workloads, Path(tmp))))
+    section = report(issuance, args.workloads, rotation, load)
     print(section)
     if not args.no_write:
         write_section(section, heading=HEADING)
