@@ -203,15 +203,22 @@ def _diff_destination(
         return DestinationDiff(name, "unchanged", (), ids_added, ids_removed, 0)
 
     space = build_space(name, [r for _, r in (*old_rules, *new_rules)], ports)
-    context = [(p, r) for p, r in (*old_rules, *new_rules) if not r.audit]
-    within: list[model.Rule | None] = [None] if default_changed else list(regions)
+
+    def rules_at(port: int | None) -> list[model.Rule]:
+        """The rules of either version that decide requests on a port."""
+        services = [*old.policies_for(name, port), *new.policies_for(name, port)]
+        return [r for s in services for r in s.rules if not r.audit]
+
+    within: list[tuple[int | None, model.Rule] | None]
+    within = [None] if default_changed else [(p, r) for p, r in (*removed, *added) if not r.audit]
     seen: set[str] = set()
     flips: dict[tuple[Any, ...], list[Request]] = {}
     reasons: dict[tuple[Any, ...], tuple[str, str]] = {}
     checked = 0
     complete = True
     for region in within:
-        for request in space.requests(region, context):
+        rule, port = (region[1], region[0]) if region is not None else (None, None)
+        for request in space.requests(rules_at, rule, port):
             if checked >= cell_limit:
                 complete = False
                 break

@@ -57,7 +57,9 @@ def _change_line(change: Change) -> str:
 def render_human(diff: PolicyDiff) -> str:
     """Changed destinations with their flips and example requests; a summary line."""
     lines = []
-    for d in diff.changed:
+    for d in diff.destinations:
+        if d.status == "unchanged" and d.complete:
+            continue
         lines.append(f"{d.destination}: {_STATUS_WORDS[d.status]}")
         lines.extend(_rule_changes(d, "  "))
         for change in d.changes:

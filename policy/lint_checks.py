@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -682,10 +683,8 @@ def _satisfiable(destination: str, rule: model.Rule) -> bool:
     if condition is None:
         return True
     space = build_space(destination, [rule], rule.ports or ())
-    context = [(None, rule)]
-    if space.size(rule, context) > _CONDITION_CELL_LIMIT:
-        return True  # too many cells to prove anything: stay quiet
-    for request in space.requests(rule, context):
+    requests = space.requests(lambda _port: [rule], rule)
+    for request in itertools.islice(requests, _CONDITION_CELL_LIMIT):
         try:
             path = canonical_path(request.path)
         except AmbiguousPathError:
@@ -696,7 +695,8 @@ def _satisfiable(destination: str, rule: model.Rule) -> bool:
                 return True
         except EvalError:
             continue
-    return False
+    # Stopped at the limit with cells left: nothing is proven, so stay quiet.
+    return next(requests, None) is not None
 
 
 # --- decision tables: too broad --------------------------------------------------------

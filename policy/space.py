@@ -22,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import model
 from .compiler import build_table
+from .conditions import Context, EvalError, compile_condition
 from .identity import SpiffeIdError, parse_spiffe_id, peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .reference import _source_matches as source_matches
@@ -49,6 +50,9 @@ _FRESH_TD = "other.invalid"
 Claims = dict[tuple[str, ...], tuple[Any, ...]]
 
 
+RulesAt = Callable[[int | None], Sequence[model.Rule]]
+
+
 @dataclass(frozen=True, slots=True)
 class Space:
     """The representative values of each request attribute for one destination."""
@@ -62,71 +66,32 @@ class Space:
     ports: tuple[int | None, ...]
     headers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     claims: Claims = field(default_factory=dict)
-    snis: tuple[str | None, ...] = (None,)
-
-    def size(
-        self,
-        within: model.Rule | None = None,
-        context: Sequence[tuple[int | None, model.Rule]] | None = None,
-    ) -> int:
-        """How many requests :meth:`requests` yields at most (without building them)."""
-        n = 1
-        for values in self._dimensions(within, context):
-            n *= len(values)
-        return n
+    snis: tuple[Any, ...] = (None,)
 
     def requests(
         self,
+        rules_at: RulesAt,
         within: model.Rule | None = None,
-        context: Sequence[tuple[int | None, model.Rule]] | None = None,
+        within_port: int | None = None,
     ) -> Iterator[Request]:
-        """Every combination of representatives.
+        """One request per cell of the space that ``rules_at(port)`` (the rules that
+        decide requests on a port) tells apart.
 
-        With ``within``, only those whose indexed attributes (caller, method, path,
-        host, port) the rule accepts. With ``context`` (the rules that decide, each with
-        the port of its service block), an attribute that no context rule able to
-        match in that region looks at keeps a single value: all its values decide alike.
+        For each attribute the tables index, values that every rule treats alike (and
+        that no condition reads) are one class: one of them stands for all. For each
+        combination of classes, only the conditions of the rules that can match there
+        vary, over the values of the attributes they read. With ``within``, only
+        requests whose indexed attributes that rule accepts (on ``within_port``, the
+        port of its service block, if any).
         """
-        dims = self._dimensions(within, context)
-        header_names = list(self.headers)
-        claim_paths = list(self.claims)
-        nh = len(header_names)
-        for combo in itertools.product(*dims):
-            principal, ip, method, path, host, port, sni, *attrs = combo
-            headers = {
-                name: value
-                for name, value in zip(header_names, attrs[:nh], strict=True)
-                if value is not MISSING
-            }
-            jwt = _claims_document(claim_paths, attrs[nh:])
-            if jwt is _CONFLICT:
-                continue
-            yield Request(
-                self.destination,
-                method,
-                path,
-                port=port,
-                host=host,
-                headers=headers,
-                principal=principal,
-                source_ip=ip,
-                jwt=jwt,
-                sni=sni,
-            )
-
-    def _dimensions(
-        self,
-        within: model.Rule | None,
-        context: Sequence[tuple[int | None, model.Rule]] | None,
-    ) -> list[Sequence[Any]]:
-        principals: Sequence[Any] = self.principals
-        ips: Sequence[Any] = self.ips
-        methods: Sequence[Any] = self.methods
-        paths: Sequence[Any] = self.paths
-        hosts: Sequence[Any] = self.hosts
-        ports: Sequence[Any] = self.ports
+        principals: Sequence[str | None] = self.principals
+        ips: Sequence[str | None] = self.ips
+        methods: Sequence[str] = self.methods
+        paths = [p for p in self.paths if _canonical(p) is not None]
+        hosts: Sequence[str | None] = self.hosts
+        ports: Sequence[int | None] = self.ports
         if within is not None:
-            principals, ips = _callers(within, self.principals, self.ips)
+            principals, ips = _callers(within, principals, ips)
             if within.methods is not None:
                 methods = [m for m in methods if m in within.methods]
             if within.paths is not None:
@@ -135,41 +100,210 @@ class Space:
                 hosts = [h for h in hosts if _host_accepted(within.hosts, h)]
             if within.ports is not None:
                 ports = [p for p in ports if p in within.ports]
-        snis: Sequence[Any] = self.snis
-        headers = dict(self.headers)
-        claims = dict(self.claims)
-        if context is not None:
-            used = _Usage()
-            for port, rule in context:
-                if _may_overlap(rule, port, principals, ips, methods, paths, hosts, ports):
-                    used.add(rule, port)
-            ips = ips if used.ips else ips[:1]
-            hosts = hosts if used.hosts else hosts[:1]
-            ports = ports if used.ports else ports[:1]
-            snis = snis if used.sni else snis[:1]
-            headers = {h: v if h in used.headers else (MISSING,) for h, v in headers.items()}
-            claims = {c: v if c in used.claims else (MISSING,) for c, v in claims.items()}
-        dims: list[Sequence[Any]] = [principals, ips, methods, paths, hosts, ports, snis]
-        dims.extend(headers.values())
-        dims.extend(claims.values())
-        return dims
+            if within_port is not None:
+                ports = [p for p in ports if p == within_port]
+        for port in ports:
+            rules = list({id(r): r for r in rules_at(port)}.values())
+            yield from self._port_requests(rules, port, principals, ips, methods, paths, hosts)
+
+    def _port_requests(
+        self,
+        rules: list[model.Rule],
+        port: int | None,
+        principals: Sequence[str | None],
+        ips: Sequence[str | None],
+        methods: Sequence[str],
+        paths: Sequence[str],
+        hosts: Sequence[str | None],
+    ) -> Iterator[Request]:
+        sig = _Signatures(rules, self.destination)
+        callers = _classes(
+            ((p, ip) for p in principals for ip in ips),
+            lambda c: _mask(rules, lambda r: _caller_accepted(r, c[0], c[1])),
+            lambda c: (sig.of("identity", principal=c[0]), sig.of("ip", source_ip=c[1])),
+        )
+        method_classes = _classes(
+            methods,
+            lambda m: _mask(rules, lambda r: r.methods is None or m in r.methods),
+            lambda m: sig.of("method", method=m),
+        )
+        path_classes = _classes(
+            paths,
+            lambda p: _mask(rules, lambda r: r.paths is None or _path_accepted(r.paths, p)),
+            lambda p: sig.of("path", path=p),
+        )
+        host_classes = _classes(
+            hosts,
+            lambda h: _mask(rules, lambda r: r.hosts is None or _host_accepted(r.hosts, h)),
+            lambda h: sig.of("host", host=h),
+        )
+        nested = {c for c in self.claims for d in self.claims if d != c and d[: len(c)] == c}
+        headers = {h: sig.values(("header", h), v) for h, v in self.headers.items()}
+        # A claim holding other claims keeps every value: its object shape matters too.
+        claims = {
+            c: v if c in nested else sig.values(("claim", c), v) for c, v in self.claims.items()
+        }
+        snis = sig.values("sni", self.snis)
+        port_mask = _mask(rules, lambda r: r.ports is None or port in r.ports)
+        for (caller, m1), (method, m2), (path, m3), (host, m4) in itertools.product(
+            callers, method_classes, path_classes, host_classes
+        ):
+            principal, ip = caller
+            candidates = m1 & m2 & m3 & m4 & port_mask
+            used = _Reads()
+            for i in _bits(candidates):
+                used.add(rules[i])
+            header_names = sorted(h for h in self.headers if h in used.headers)
+            claim_paths = sorted(c for c in self.claims if c in used.claims)
+            dims: list[Sequence[Any]] = [snis if used.sni else (None,)]
+            dims.extend(headers[h] for h in header_names)
+            dims.extend(claims[c] for c in claim_paths)
+            nh = len(header_names)
+            for sni, *attrs in itertools.product(*dims):
+                jwt = _claims_document(claim_paths, attrs[nh:])
+                if jwt is _CONFLICT:
+                    continue
+                yield Request(
+                    self.destination,
+                    method,
+                    path,
+                    port=port,
+                    host=host,
+                    headers={
+                        name: value
+                        for name, value in zip(header_names, attrs[:nh], strict=True)
+                        if value is not MISSING
+                    },
+                    principal=principal,
+                    source_ip=ip,
+                    jwt=jwt,
+                    sni=None if sni is MISSING else sni,
+                )
+
+
+_T = TypeVar("_T")
+
+
+class _Signatures:
+    """What the conditions of some rules say about one attribute's value: the outcome
+    (true, false or an evaluation error) of every comparison that reads it. Values
+    with the same outcomes are alike to every condition."""
+
+    def __init__(self, rules: Sequence[model.Rule], destination: str):
+        self.destination = destination
+        self.atoms: dict[object, list[Callable[[Context], bool]]] = {}
+        for rule in rules:
+            for cond in (rule.when, rule.unless):
+                if cond is not None:
+                    self._collect(cond)
+
+    def _collect(self, cond: model.Cond) -> None:
+        if isinstance(cond, model.AllOf | model.AnyOf):
+            for c in cond.operands:
+                self._collect(c)
+        elif isinstance(cond, model.NotCond):
+            self._collect(cond.operand)
+        else:
+            self.atoms.setdefault(_category(cond.attribute.parts), []).append(
+                compile_condition(cond)
+            )
+
+    def values(self, category: object, values: Sequence[Any]) -> list[Any]:
+        """One value per distinct signature, of a header, a claim or the SNI."""
+        out: dict[object, Any] = {}
+        for value in values:
+            if isinstance(category, tuple) and category[0] == "claim":
+                signature = self.of(category, jwt=_claims_document([category[1]], [value]))
+            elif isinstance(category, tuple):
+                signature = self.of(
+                    category, headers={} if value is MISSING else {category[1]: value}
+                )
+            else:
+                signature = self.of(category, sni=None if value is MISSING else value)
+            out.setdefault(signature, value)
+        return list(out.values())
+
+    def of(self, category: object, **fields: Any) -> tuple[object, ...]:
+        """The outcomes of the comparisons on ``category`` for a request that has
+        only ``fields`` set."""
+        atoms = self.atoms.get(category)
+        if not atoms:
+            return ()
+        if fields.get("jwt") is _CONFLICT:
+            return ("conflict",)
+        path = _canonical(fields.pop("path", "/")) or "/"
+        req = Request(self.destination, fields.pop("method", "GET"), path, **fields)
+        ctx = Context(req, peer_identity(req.principal), path, req.host_name)
+        out: list[object] = []
+        for atom in atoms:
+            try:
+                out.append(atom(ctx))
+            except EvalError:
+                out.append("error")
+        return tuple(out)
+
+
+def _category(parts: tuple[str, ...]) -> object:
+    if parts[0] == "jwt":
+        return ("claim", parts[1:])
+    if parts[:2] == ("request", "headers"):
+        return ("header", parts[2])
+    if parts == ("source", "ip"):
+        return "ip"
+    if parts[0] == "source":
+        return "identity"
+    named: dict[tuple[str, ...], str] = {
+        ("request", "method"): "method",
+        ("request", "path"): "path",
+        ("request", "host"): "host",
+        ("destination", "port"): "port",
+        ("destination", "service"): "service",
+        ("connection", "sni"): "sni",
+    }
+    return named[parts]
+
+
+def _classes(
+    values: Iterable[_T], mask: Callable[[_T], int], read: Callable[[_T], object]
+) -> list[tuple[_T, int]]:
+    """One representative per class of values with the same rule mask and the same
+    value as far as conditions read it; each with its mask."""
+    out: dict[tuple[int, object], _T] = {}
+    for value in values:
+        m = mask(value)
+        out.setdefault((m, read(value)), value)
+    return [(value, m) for (m, _), value in out.items()]
+
+
+def _mask(rules: Sequence[model.Rule], accepts: Callable[[model.Rule], bool]) -> int:
+    m = 0
+    for i, rule in enumerate(rules):
+        if accepts(rule):
+            m |= 1 << i
+    return m
+
+
+def _bits(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 @dataclass
-class _Usage:
-    """Which attributes a set of rules looks at."""
+class _Reads:
+    """Which request attributes the conditions of some rules read."""
 
-    ips: bool = False
-    hosts: bool = False
-    ports: bool = False
+    identity: bool = False
+    ip: bool = False
+    method: bool = False
+    path: bool = False
+    host: bool = False
     sni: bool = False
     headers: set[str] = field(default_factory=set)
     claims: set[tuple[str, ...]] = field(default_factory=set)
 
-    def add(self, rule: model.Rule, port: int | None) -> None:
-        self.ips |= any(s.kind == "cidr" for s in rule.sources)
-        self.hosts |= rule.hosts is not None
-        self.ports |= rule.ports is not None or port is not None
+    def add(self, rule: model.Rule) -> None:
         for cond in (rule.when, rule.unless):
             if cond is not None:
                 self._condition(cond)
@@ -183,44 +317,34 @@ class _Usage:
         else:
             parts = cond.attribute.parts
             if parts[0] == "jwt":
-                # A claim and every claim around or inside it: they share one object.
+                # A claim and every claim around it: they share one object.
                 self.claims.update(parts[1:i] for i in range(2, len(parts) + 1))
             elif parts[:2] == ("request", "headers"):
                 self.headers.add(parts[2])
             elif parts == ("connection", "sni"):
                 self.sni = True
             elif parts == ("source", "ip"):
-                self.ips = True
+                self.ip = True
+            elif parts[0] == "source":
+                self.identity = True
+            elif parts == ("request", "method"):
+                self.method = True
+            elif parts == ("request", "path"):
+                self.path = True
             elif parts == ("request", "host"):
-                self.hosts = True
-            elif parts == ("destination", "port"):
-                self.ports = True
+                self.host = True
 
 
-def _may_overlap(
-    rule: model.Rule,
-    port: int | None,
-    principals: Sequence[Any],
-    ips: Sequence[Any],
-    methods: Sequence[Any],
-    paths: Sequence[Any],
-    hosts: Sequence[Any],
-    ports: Sequence[Any],
-) -> bool:
-    """Can the rule match some request built from these values? (False only when
-    one attribute rules it out.)"""
-    if port is not None and port not in ports:
-        return False
-    if rule.ports is not None and not any(p in rule.ports for p in ports):
-        return False
-    if rule.methods is not None and not any(m in rule.methods for m in methods):
-        return False
-    if rule.paths is not None and not any(_path_accepted(rule.paths, p) for p in paths):
-        return False
-    if rule.hosts is not None and not any(_host_accepted(rule.hosts, h) for h in hosts):
-        return False
-    kept_principals, kept_ips = _callers(rule, principals, ips)
-    return bool(kept_principals) and bool(kept_ips)
+def _canonical(raw: str) -> str | None:
+    try:
+        return canonical_path(raw)
+    except AmbiguousPathError:
+        return None
+
+
+def _caller_accepted(rule: model.Rule, principal: str | None, ip: str | None) -> bool:
+    identity = peer_identity(principal)
+    return any(source_matches(s, identity, ip) for s in rule.sources)
 
 
 def _host_accepted(patterns: Sequence[model.HostPattern], host: str | None) -> bool:
@@ -246,11 +370,8 @@ def _callers(
 
 
 def _path_accepted(patterns: Sequence[Any], raw: str) -> bool:
-    try:
-        path = canonical_path(raw)
-    except AmbiguousPathError:
-        return False
-    return any(p.matches(path) for p in patterns)
+    path = _canonical(raw)
+    return path is not None and any(p.matches(path) for p in patterns)
 
 
 _CONFLICT: Any = object()

@@ -1,0 +1,187 @@
+"""Policy diff: exact (every request whose decision flips is of a kind the diff lists,
+with the same deciding rules), sound (every listed example really flips), and readable."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meshward.policy import Request, load_texts, reference_decide
+from meshward.policy.diff import PolicyDiff, diff_policies
+from meshward.policy.diff_report import render_human, render_json, render_markdown
+from meshward.policy.graph import edges
+
+
+def _policy(body: str) -> Any:
+    return load_texts({"p.policy": 'trust_domain "td"\n' + textwrap.dedent(body)}).policy
+
+
+def _kinds(diff: PolicyDiff) -> set[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    return {
+        (d.destination, c.direction, c.before_rules, c.after_rules)
+        for d in diff.destinations
+        for c in d.changes
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_request_the_diff_does_not_list_decides_the_same(
+    data: st.DataObject, gen: Any
+) -> None:
+    old_texts, new_texts = data.draw(gen.versions)
+    old = load_texts(old_texts).policy
+    new = load_texts(new_texts).policy
+    diff = diff_policies(old, new, max_examples=2)
+    assert diff.complete
+    kinds = _kinds(diff)
+    # Sound: every example flips, and the reference interpreter agrees on the rules.
+    for d in diff.destinations:
+        for c in d.changes:
+            for example in c.examples:
+                before, after = reference_decide(old, example), reference_decide(new, example)
+                assert before.allowed == (c.direction == "narrower")
+                assert after.allowed == (c.direction == "wider")
+                assert (before.rule_ids, after.rule_ids) == (c.before_rules, c.after_rules)
+    # Exact: a request that flips is of a kind the diff lists.
+    for request in data.draw(st.lists(gen.requests, min_size=20, max_size=40)):
+        before, after = reference_decide(old, request), reference_decide(new, request)
+        if before.allowed == after.allowed:
+            continue
+        kind = (
+            request.destination,
+            "wider" if after.allowed else "narrower",
+            before.rule_ids,
+            after.rule_ids,
+        )
+        assert kind in kinds, (request, sorted(kinds))
+
+
+def test_identical_policies_are_unchanged_even_when_rules_move_and_ids_change() -> None:
+    old = _policy(
+        """
+        service s.x {
+          @id("a") allow GET /a from namespace "web"
+          @id("b") deny * /admin/{**} from any
+        }"""
+    )
+    new = _policy(
+        """
+        service s.x {
+          @id("deny-admin") deny * /admin/{**} from any
+          @id("read-a") allow GET /a from namespace "web"
+        }"""
+    )
+    diff = diff_policies(old, new)
+    assert [d.status for d in diff.destinations] == ["unchanged"]
+    assert diff.destinations[0].requests_checked == 0
+
+
+def test_a_condition_change_is_found_with_its_example() -> None:
+    old = _policy(
+        """
+        service pay.x {
+          @id("refund-mfa") deny POST /refunds/{**} unless jwt.acr == "mfa"
+          @id("refund") allow POST /refunds/{**} from namespace "checkout"
+        }"""
+    )
+    new = _policy(
+        """
+        service pay.x {
+          @id("refund-mfa") deny POST /refunds/{**} unless jwt.acr in ["mfa", "otp"]
+          @id("refund") allow POST /refunds/{**} from namespace "checkout"
+        }"""
+    )
+    (d,) = diff_policies(old, new).changed
+    assert d.status == "wider"
+    (change,) = d.changes
+    assert (change.before_rules, change.after_rules) == (("refund-mfa",), ("refund",))
+    example = change.examples[0]
+    assert example.jwt == {"acr": "otp"}
+    assert example.principal is not None and "/ns/checkout/" in example.principal
+
+
+def test_narrower_and_wider_at_once() -> None:
+    old = _policy(
+        """
+        service s.x {
+          @id("r") allow GET /a from namespace "web"
+        }"""
+    )
+    new = _policy(
+        """
+        service s.x {
+          @id("r") allow GET /a from namespace "ops"
+        }"""
+    )
+    (d,) = diff_policies(old, new).changed
+    assert d.status == "both"
+    assert {c.direction for c in d.changes} == {"wider", "narrower"}
+
+
+def test_a_new_destination_and_a_changed_default() -> None:
+    old = _policy(
+        """
+        service s.x {
+          @id("r") allow GET /a from any
+        }"""
+    )
+    new = _policy(
+        """
+        service s.x {
+          default allow
+          @id("r") allow GET /a from any
+        }
+        service t.x {
+          @id("t") allow GET /t from any
+        }"""
+    )
+    diff = diff_policies(old, new)
+    status = {d.destination: d.status for d in diff.destinations}
+    assert status == {"s.x": "wider", "t.x": "wider"}
+    (s,) = [d for d in diff.destinations if d.destination == "s.x"]
+    assert s.changes[0].after_rules == ()  # the default decides now
+    assert diff.wider
+
+
+def test_reports_in_every_format() -> None:
+    old = _policy(
+        """
+        service s.x {
+          @id("r") allow GET /a from namespace "web"
+        }"""
+    )
+    new = _policy(
+        """
+        service s.x {
+          @id("r") allow GET, DELETE /a from namespace "web"
+        }"""
+    )
+    diff = diff_policies(old, new)
+    human = render_human(diff)
+    assert "s.x: WIDER" in human and "DELETE /a -> s.x" in human
+    doc = json.loads(render_json(diff))
+    assert doc["wider"] is True
+    example = doc["destinations"][0]["changes"][0]["examples"][0]
+    assert Request.from_json(example).method == "DELETE"
+    markdown = render_markdown(diff, edges(old, merge=False), edges(new, merge=False))
+    assert "| `s.x` |" in markdown
+    assert "```mermaid" in markdown and "added DELETE,GET /a" in markdown
+    assert "removed GET /a" in markdown
+
+
+def test_unchanged_markdown_says_so() -> None:
+    policy = _policy('service s.x {\n  @id("r") allow GET /a from any\n}')
+    assert "No request changes its decision." in render_markdown(diff_policies(policy, policy))
+
+
+def test_cell_limit_makes_the_result_incomplete() -> None:
+    old = _policy('service s.x {\n  @id("r") allow GET /a from any\n}')
+    new = _policy('service s.x {\n  @id("r") allow GET /a, /b from any\n}')
+    diff = diff_policies(old, new, cell_limit=1)
+    assert not diff.complete
+    assert "incomplete" in render_human(diff)
