@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import itertools
+import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -91,7 +92,7 @@ def run_checks(
 
 # --- confusable text -----------------------------------------------------------------
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+_BIDI_PATTERN = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 # Letters that render like ASCII ones (Unicode's confusables, the common subset).
 _CONFUSABLES = {
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i",
@@ -173,15 +174,16 @@ def skeleton(text: str) -> str:
 def _text_checks(ctx: LintContext) -> Iterator[Diagnostic]:
     if ctx.on("bidi-control"):
         for name, text in ctx.texts.items():
-            for line_no, line in enumerate(text.splitlines(), start=1):
-                for col, ch in enumerate(line, start=1):
-                    if ch in _BIDI:
-                        yield finding(
-                            "bidi-control",
-                            f"bidirectional control character U+{ord(ch):04X} "
-                            f"({unicodedata.name(ch, 'unnamed')})",
-                            Span(name, line_no, col, line_no, col + 1),
-                        )
+            for m in _BIDI_PATTERN.finditer(text):
+                line_no = text.count("\n", 0, m.start()) + 1
+                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                ch = m.group()
+                yield finding(
+                    "bidi-control",
+                    f"bidirectional control character U+{ord(ch):04X} "
+                    f"({unicodedata.name(ch, 'unnamed')})",
+                    Span(name, line_no, col, line_no, col + 1),
+                )
     if not ctx.on("mixed-script", "confusable-text"):
         return
     for f in ctx.files:
