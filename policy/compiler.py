@@ -58,10 +58,7 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
     for index, rule in enumerate(rules):
         bit = 1 << index
         condition = compile_rule_condition(rule)
-        only = Matches()
-        only.add(rule.rule_id, rule.effect, rule.audit)
-        alone = only.decision(destination, effective_default)
-        rows.append(Row(rule.rule_id, rule.effect, rule.audit, condition, alone))
+        rows.append(Row(rule.rule_id, rule.effect, rule.audit, condition))
         if rule.audit or condition is not None:
             slow |= bit
         for source in rule.sources:
@@ -129,11 +126,14 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
         methods_any=methods_any,
         path_root=root,
         paths_any=paths_any,
+        paths_bound=_all_rows(len(rows)) & ~paths_any,
         hosts=dict(hosts),
         host_suffixes=tuple(suffixes.items()),
         hosts_any=hosts_any,
+        hosts_bound=_all_rows(len(rows)) & ~hosts_any,
         ports=dict(ports),
         ports_any=ports_any,
+        ports_bound=_all_rows(len(rows)) & ~ports_any,
     )
 
 
@@ -164,3 +164,7 @@ def _method_index(sets: list[tuple[frozenset[str], int]], any_mask: int) -> dict
         for method in methods:
             index[method] |= bit
     return dict(index)
+
+
+def _all_rows(n: int) -> int:
+    return (1 << n) - 1

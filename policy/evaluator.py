@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .conditions import Context
-from .decision import Decision, Matches, RuleError, ambiguous_path, no_policy
+from .decision import Decision, RuleError, ambiguous_path, no_policy
 from .identity import Identity, peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request
@@ -34,30 +36,41 @@ def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
         )
         if not hits:
             return table.no_match
-        if not hits & table.slow and not hits & (hits - 1):
-            # One unconditional, enforcing row: its decision was built at compile time.
-            return table.rows[hits.bit_length() - 1].alone
-        return _decide_rows(table, request, path, identity, hits)
+        conditional = hits & table.slow
+        if not conditional:
+            return table.decision_for(hits)
+        return _with_conditions(table, request, path, identity, hits, conditional)
     except Exception as exc:  # fail closed, whatever went wrong
         return Decision(False, (), f"denied: internal error ({type(exc).__name__})")
 
 
-def _decide_rows(
-    table: DecisionTable, request: Request, path: str, identity: Identity | None, hits: int
+def _with_conditions(
+    table: DecisionTable,
+    request: Request,
+    path: str,
+    identity: Identity | None,
+    hits: int,
+    conditional: int,
 ) -> Decision:
-    """Run the candidate rows' conditions and combine every match."""
-    matches = Matches()
+    """Run the candidate rows' conditions, then decide on the rows that matched."""
     ctx = Context(request, identity, path, request.host_name)
+    matched = hits ^ conditional
+    errors: list[RuleError] = []
     rows = table.rows
-    while hits:
-        low = hits & -hits
-        hits ^= low
+    while conditional:
+        low = conditional & -conditional
+        conditional ^= low
         row = rows[low.bit_length() - 1]
-        if row.condition is not None:
-            matched, error = row.condition.verdict(ctx, row.effect)
-            if error is not None:
-                matches.errors.append(RuleError(row.rule_id, error))
-            if not matched:
-                continue
-        matches.add(row.rule_id, row.effect, row.audit)
-    return matches.decision(table.destination, table.default)
+        if row.condition is None:  # an unconditional audit row
+            matched |= low
+            continue
+        ok, error = row.condition.verdict(ctx, row.effect)
+        if error is not None:
+            errors.append(RuleError(row.rule_id, error))
+        if ok:
+            matched |= low
+    decision = table.decision_for(matched) if matched else table.no_match
+    if errors:
+        errors.sort(key=lambda e: e.rule_id)
+        decision = replace(decision, errors=tuple(errors))
+    return decision

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .conditions import RuleCondition
-from .decision import Decision
+from .decision import Decision, Matches
 from .identity import Identity
 from .model import Network
 from .request import host_name
@@ -22,17 +22,12 @@ from .request import host_name
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A compiled rule: what the evaluator needs once the indexes chose it.
-
-    ``alone`` is the decision when this row is the only one that matches, built once
-    so the common case allocates nothing per request.
-    """
+    """A compiled rule: what the evaluator needs once the indexes chose it."""
 
     rule_id: str
     effect: Literal["allow", "deny"]
     audit: bool
     condition: RuleCondition | None
-    alone: Decision
 
 
 @dataclass(slots=True)
@@ -83,6 +78,9 @@ def _match_from(node: PathNode, segments: list[str], i: int, n: int) -> int:
         i += 1
 
 
+_CACHE_LIMIT = 65536  # entries per table cache; past it, compute without storing
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionTable:
     """The indexed rows of one destination (a service, on one port or on all)."""
@@ -100,16 +98,40 @@ class DecisionTable:
     source_namespaces: dict[str, int]
     source_trust_domains: dict[str, int]
     source_networks: tuple[tuple[Network, int], ...]
-    # operation indexes
+    # operation indexes; a `*_bound` mask holds the rows the attribute constrains
     methods: dict[str, int]
     methods_any: int
     path_root: PathNode
     paths_any: int
+    paths_bound: int
     hosts: dict[str, int]
     host_suffixes: tuple[tuple[str, int], ...]
     hosts_any: int
+    hosts_bound: int
     ports: dict[int, int]
     ports_any: int
+    ports_bound: int
+    # Callers' masks by SPIFFE ID ("" for none), filled on first sight: a mesh has few
+    # distinct workloads, and a lookup here replaces five index reads.
+    caller_cache: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Decisions by the mask of rows that matched: the same few combinations recur.
+    decision_cache: dict[int, Decision] = field(default_factory=dict, compare=False, repr=False)
+
+    def decision_for(self, matched: int) -> Decision:
+        """The decision when exactly the rows in ``matched`` (non-empty) match."""
+        decision = self.decision_cache.get(matched)
+        if decision is None:
+            matches = Matches()
+            rest = matched
+            while rest:
+                low = rest & -rest
+                rest ^= low
+                row = self.rows[low.bit_length() - 1]
+                matches.add(row.rule_id, row.effect, row.audit)
+            decision = matches.decision(self.destination, self.default)
+            if len(self.decision_cache) < _CACHE_LIMIT:
+                self.decision_cache[matched] = decision
+        return decision
 
     def candidates(
         self,
@@ -124,28 +146,35 @@ class DecisionTable:
         mask = self.methods.get(method, self.methods_any)
         if not mask:
             return 0
-        if identity is None:
-            callers = self.source_any | self.source_unauthenticated
-        else:
-            callers = (
-                self.source_any
-                | self.source_authenticated
-                | self.source_ids.get(identity.spiffe_id, 0)
-                | self.source_namespaces.get(identity.namespace_key, 0)
-                | self.source_trust_domains.get(identity.trust_domain, 0)
-            )
+        key = identity.spiffe_id if identity is not None else ""
+        callers = self.caller_cache.get(key)
+        if callers is None:
+            callers = self._callers(identity)
+            if len(self.caller_cache) < _CACHE_LIMIT:
+                self.caller_cache[key] = callers
         if self.source_networks:
             callers |= self._networks(source_ip)
         mask &= callers
         if not mask:  # cheap columns first: most requests stop here
             return 0
-        if mask & ~self.paths_any:
+        if mask & self.paths_bound:
             mask &= self.paths_any | match_path(self.path_root, path)
-        if mask & ~self.hosts_any:
+        if mask & self.hosts_bound:
             mask &= self.hosts_any | self._hosts(host_name(request_host))
-        if mask & ~self.ports_any:
+        if mask & self.ports_bound:
             mask &= self.ports_any | (self.ports.get(port, 0) if port is not None else 0)
         return mask
+
+    def _callers(self, identity: Identity | None) -> int:
+        if identity is None:
+            return self.source_any | self.source_unauthenticated
+        return (
+            self.source_any
+            | self.source_authenticated
+            | self.source_ids.get(identity.spiffe_id, 0)
+            | self.source_namespaces.get(identity.namespace_key, 0)
+            | self.source_trust_domains.get(identity.trust_domain, 0)
+        )
 
     def _networks(self, source_ip: str | None) -> int:
         if not source_ip:
