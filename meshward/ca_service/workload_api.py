@@ -29,6 +29,8 @@ from meshward.ca.manager import TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy
 from meshward.ca.spiffe_id import SpiffeId
 
+from .metrics import CaMetrics
+
 HEADER = "workload.spiffe.io"
 #: how often an open stream checks for a rotated CA or a due renewal
 POLL = dt.timedelta(seconds=1)
@@ -46,11 +48,13 @@ class WorkloadApi(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
         ca: TrustDomainCa,
         spiffe_id: SpiffeId,
         policy: RenewalPolicy,
+        metrics: CaMetrics,
         stop: threading.Event,
     ) -> None:
         self.ca = ca
         self.spiffe_id = spiffe_id
         self.policy = policy
+        self.metrics = metrics
         self.stop = stop
 
     def _check(self, context: grpc.ServicerContext) -> None:
@@ -82,6 +86,7 @@ class WorkloadApi(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             with self.ca.locked():  # the bundle sent must be the one in force at signing
                 bundle = self.ca.bundle()
                 svid = self.ca.issue_x509(self.spiffe_id, ttl=self.policy.ttl)
+            self.metrics.svids_issued.labels("x509").inc()
             assert svid.private_key is not None
             key = svid.private_key.private_bytes(
                 serialization.Encoding.DER,
@@ -130,6 +135,7 @@ class WorkloadApi(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "not entitled to that SPIFFE ID")
         self.ca.refresh()
         token = self.ca.issue_jwt(self.spiffe_id, list(request.audience))
+        self.metrics.svids_issued.labels("jwt").inc()
         return workload_pb2.JWTSVIDResponse(
             svids=[workload_pb2.JWTSVID(spiffe_id=str(self.spiffe_id), svid=token)]
         )
@@ -157,6 +163,7 @@ def start_workload_api(
     spiffe_id: SpiffeId,
     socket_path: Path,
     policy: RenewalPolicy,
+    metrics: CaMetrics,
     stop: threading.Event,
 ) -> grpc.Server:
     """Serve the Workload API for ``spiffe_id`` on a Unix socket (mode 0600) and return the
@@ -168,7 +175,7 @@ def start_workload_api(
         options=[("grpc.so_reuseport", 0)],
     )
     workload_pb2_grpc.add_SpiffeWorkloadAPIServicer_to_server(
-        WorkloadApi(ca, spiffe_id, policy, stop), server
+        WorkloadApi(ca, spiffe_id, policy, metrics, stop), server
     )
     server.add_insecure_port(f"unix:{socket_path}")
     server.start()

@@ -204,7 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     servers = [
-        start_workload_api(ca, spiffe_id, socket, policy, stop)
+        start_workload_api(ca, spiffe_id, socket, policy, metrics, stop)
         for spiffe_id, socket in args.workload_api
     ]
     try:

@@ -18,6 +18,7 @@ from meshward.ca.manager import TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
+from meshward.ca_service.metrics import CaMetrics
 from meshward.ca_service.workload_api import HEADER, start_workload_api
 
 WEB = SpiffeId.parse("spiffe://example.org/ns/default/sa/web")
@@ -30,10 +31,15 @@ def ca(tmp_path: Path) -> TrustDomainCa:
 
 
 @pytest.fixture
-def socket_path(ca: TrustDomainCa, tmp_path: Path) -> Iterator[Path]:
+def metrics() -> CaMetrics:
+    return CaMetrics()
+
+
+@pytest.fixture
+def socket_path(ca: TrustDomainCa, metrics: CaMetrics, tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "sockets" / "web.sock"
     stop = threading.Event()
-    server = start_workload_api(ca, WEB, path, RenewalPolicy(), stop)
+    server = start_workload_api(ca, WEB, path, RenewalPolicy(), metrics, stop)
     yield path
     stop.set()
     server.stop(grace=5).wait(10)
@@ -67,10 +73,11 @@ def test_x509_context_from_the_reference_client_verifies(
 
 
 def test_jwt_svid_round_trip_through_the_reference_client(
-    client: spiffe.WorkloadApiClient,
+    client: spiffe.WorkloadApiClient, metrics: CaMetrics
 ) -> None:
     token = client.fetch_jwt_svid(audience={"db"}, timeout=10)
     assert str(token.spiffe_id) == str(WEB)
+    assert 'meshward_ca_svids_issued_total{kind="jwt"} 1.0' in metrics.render().decode()
     bundles = client.fetch_jwt_bundles(timeout=10)
     jwt_bundle = bundles.get_bundle_for_trust_domain(TD)
     assert jwt_bundle is not None
