@@ -230,6 +230,7 @@ class TrustDomainCa:
         self.store = store
         self.state = state
         self._state_bytes = state.to_bytes()
+        self._stamp = store.state_stamp()
         self._mutex = threading.RLock()
         self._held = ExitStack()
         self._depth = 0
@@ -333,9 +334,13 @@ class TrustDomainCa:
     def refresh(self) -> None:
         """Pick up changes another process (such as the CLI) made to the stored state."""
         with self._mutex:
+            stamp = self.store.state_stamp()
+            if stamp is not None and stamp == self._stamp:
+                return  # unchanged: no need to read and compare the document
             data = self.store.read_state()
             if data is None:
                 raise StoreError("the CA state disappeared")
+            self._stamp = stamp
             if data != self._state_bytes:
                 self.state = CaState.from_bytes(data)
                 self._state_bytes = data
@@ -387,6 +392,7 @@ class TrustDomainCa:
         data = self.state.to_bytes()
         self.store.write_state(data)
         self._state_bytes = data
+        self._stamp = self.store.state_stamp()
 
     # -- reading --------------------------------------------------------------------------
 

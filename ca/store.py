@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +27,10 @@ class Store(Protocol):
 
     def write_state(self, data: bytes) -> None:
         """Replace the state document."""
+
+    def state_stamp(self) -> Hashable:
+        """A cheap value that changes whenever the state document is replaced, so readers
+        can skip re-reading an unchanged document (None when there is none)."""
 
     def read_key(self, name: str) -> bytes:
         """A private key (PEM) by name."""
@@ -84,6 +88,14 @@ class FileStore:
     def write_state(self, data: bytes) -> None:
         self._ensure_dirs()
         atomic_write(self.root / "state.json", data, 0o600)
+
+    def state_stamp(self) -> Hashable:
+        try:
+            info = os.stat(self.root / "state.json")
+        except FileNotFoundError:
+            return None
+        # Every write is a rename of a new file: a new inode, whatever the clock says.
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
 
     def read_key(self, name: str) -> bytes:
         try:

@@ -154,3 +154,26 @@ def test_retired_generations_leave_the_state_consistent(ca: TrustDomainCa) -> No
     statuses = [a.status for a in ca.state.authorities]
     assert statuses.count(Status.ACTIVE) == 2  # one root, one intermediate
     assert isinstance(ca.signer.certificate, x509.Certificate)
+
+
+class CountingStore(FileStore):
+    """A real filesystem store that counts how often the state document is read."""
+
+    reads = 0
+
+    def read_state(self) -> bytes | None:
+        self.reads += 1
+        return super().read_state()
+
+
+def test_refresh_reads_the_state_only_when_it_changed(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "ca")
+    ca = TrustDomainCa.init(store, "example.org")
+    before = store.reads
+    ca.refresh()
+    ca.refresh()
+    assert store.reads == before
+    TrustDomainCa.open(CountingStore(tmp_path / "ca")).prepare()
+    ca.refresh()
+    assert store.reads == before + 1
+    assert ca.bundle().sequence == 2
