@@ -430,7 +430,8 @@ class TrustDomainCa:
         )
 
     def generations(self) -> list[GenerationStatus]:
-        """Every CA generation, with its stage and whether the bundle carries it."""
+        """Every CA generation, with its stage and whether the bundle carries it (a root's
+        certificate, an intermediate's JWT key; an upstream CA's anchors stand in for it)."""
         return [
             GenerationStatus(
                 r.name,
@@ -438,7 +439,8 @@ class TrustDomainCa:
                 r.status.value,
                 r.not_after,
                 r.signed_until,
-                r.status is not Status.RETIRED,
+                r.status is not Status.RETIRED
+                and not (r.role == "root" and self.state.upstream_bundle),
             )
             for r in self.state.authorities
         ]

@@ -136,6 +136,8 @@ def test_upstream_ca_signs_our_intermediates(store: FileStore, openssl) -> None:
         store, "example.org", upstream=upstream, upstream_bundle=[upstream_root.certificate]
     )
     assert ca.bundle().x509_authorities == (upstream_root.certificate,)
+    in_bundle = {g.name: g.in_bundle for g in ca.generations()}
+    assert in_bundle == {"root-1": False, "intermediate-2": True}
     svid = ca.issue_x509(WEB)
     assert [c.issuer for c in svid.chain[1:]] == [
         upstream.certificate.subject,
