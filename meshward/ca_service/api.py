@@ -12,12 +12,12 @@ import logging
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from meshward.ca.csr import approve_csr
 from meshward.ca.errors import CaError, JwtSvidInvalid
-from meshward.ca.jwt_svid import validate_jwt_svid
+from meshward.ca.jwt_svid import DEFAULT_JWT_TTL, validate_jwt_svid
 from meshward.ca.manager import MAX_JWT_TTL, TrustDomainCa
 from meshward.ca.spiffe_id import SpiffeId
 
@@ -95,7 +95,7 @@ def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/bundle", response_class=PlainTextResponse)
+    @app.get("/v1/bundle")
     def bundle_pem() -> Response:
         ca.refresh()
         return Response(ca.bundle().to_pem(), media_type=PEM_MEDIA_TYPE)
@@ -122,7 +122,7 @@ def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) 
 
     @app.post("/v1/jwt-svid")
     def jwt_svid(body: JwtSvidRequest, spiffe_id: Caller) -> JwtSvidResponse:
-        ttl = dt.timedelta(seconds=body.ttl_seconds or 300)
+        ttl = dt.timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else DEFAULT_JWT_TTL
         token = ca.issue_jwt(spiffe_id, body.audience, ttl=ttl)
         metrics.svids_issued.labels("jwt").inc()
         log.info("issued JWT-SVID for %s", spiffe_id)
