@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -416,7 +417,7 @@ async def _open_loop(
 
 
 def open_loop(
-    port: int, corpus: Corpus, rate: float, seconds: float, max_connections: int = 64
+    port: int, corpus: Corpus, rate: float, seconds: float, max_connections: int = 256
 ) -> OpenLoopResult:
     """Send ``rate`` requests/s for ``seconds`` regardless of answers (bounded by
     ``max_connections`` in flight); returns latencies and outcomes."""
@@ -430,30 +431,35 @@ def open_loop(
 
 @dataclass
 class Row:
+    """One variant's measurements over all rounds: throughput per round, latencies pooled."""
+
     name: str
-    rps: float
+    envoy: Envoy
+    rps_runs: list[float] = field(default_factory=list)
     latency: dict[int, OpenLoopResult] = field(default_factory=dict)
     ext_authz: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def rps(self) -> float:
+        return statistics.median(self.rps_runs)
 
-def measure(
-    name: str, envoy: Envoy, corpus: Corpus, args: argparse.Namespace, workdir: Path
-) -> Row:
-    port = envoy.listener_port("ingress")
+
+def measure_round(row: Row, corpus: Corpus, args: argparse.Namespace, workdir: Path) -> None:
+    """One round of one variant: warm up, closed loop, then each fixed rate."""
+    port = row.envoy.listener_port("ingress")
     wrk(port, corpus, args.warmup, workdir)  # warm: connections, JWT cache, code paths
-    row = Row(name, wrk(port, corpus, args.seconds, workdir))
+    row.rps_runs.append(wrk(port, corpus, args.seconds, workdir))
     for rate in RATES:
-        row.latency[rate] = open_loop(port, corpus, rate, args.rate_seconds)
-    stats = envoy.stats()
-    row.ext_authz = {
-        k: stats.get(f"http.ingress.ext_authz.{k}", 0) for k in ("ok", "denied", "error")
-    }
+        result = open_loop(port, corpus, rate, args.rate_seconds)
+        pooled = row.latency.setdefault(rate, OpenLoopResult())
+        pooled.latencies += result.latencies
+        pooled.statuses += result.statuses
+        pooled.errors += result.errors
     rates = "; ".join(
         f"{r}/s p50 {_ms(res.percentile(0.5))} p99 {_ms(res.percentile(0.99))}"
         for r, res in row.latency.items()
     )
-    print(f"  {name}: {row.rps:,.0f} rps; {rates}", file=sys.stderr)
-    return row
+    print(f"  {row.name}: {row.rps_runs[-1]:,.0f} rps; pooled {rates}", file=sys.stderr)
 
 
 def reload_under_load(
@@ -478,43 +484,53 @@ def reload_under_load(
 
 
 def run(args: argparse.Namespace) -> str:
+    """Start every variant at once, then measure them round-robin for ``args.rounds``
+    rounds, so a burst of load from elsewhere on the machine hits all variants alike."""
     binary = envoy_binary()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (./dev bench installs it)")
-    with tempfile.TemporaryDirectory(prefix="meshward-bench-authz-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meshward-bench-")))
         corpus = build_corpus(args.rules, args.requests, workdir)
         rows: list[Row] = []
-        reload: tuple[OpenLoopResult, OpenLoopResult, float] | None = None
 
-        def envoy(kind: str, port: int | None = None) -> Envoy:
-            return Envoy(
-                envoy_variant(kind, port),
-                workdir=workdir / f"envoy-{kind}-{len(rows)}",
-                binary=binary,
-            )
+        def add(name: str, kind: str, port: int | None = None) -> Row:
+            config = envoy_variant(kind, port)
+            envoy = Envoy(config, workdir=workdir / f"envoy-{len(rows)}", binary=binary)
+            rows.append(Row(name, stack.enter_context(envoy)))
+            return rows[-1]
 
-        with envoy("plain") as e:
-            rows.append(measure("plain Envoy (no authorization)", e, corpus, args, workdir))
-        with envoy("rbac") as e:
-            rows.append(measure("Envoy RBAC filter (20 policies)", e, corpus, args, workdir))
-        with allow_server("asgi", workdir) as port, envoy("http", port) as e:
-            rows.append(measure("HTTP → always-allow bare ASGI", e, corpus, args, workdir))
         settings = meshward_settings(corpus, workdir, grpc=True)
-        with AuthzServer(settings, workdir=workdir / "meshward") as server:
-            with envoy("http", server.port) as e:
-                rows.append(measure("HTTP → meshward", e, corpus, args, workdir))
-                reload = reload_under_load(server, e, corpus, args.rate_seconds)
-            with envoy("grpc", server.grpc_port) as e:
-                rows.append(measure("gRPC → meshward", e, corpus, args, workdir))
-        for kind in ("grpc-sync", "grpc-aio"):
-            with allow_server(kind, workdir) as port, envoy("grpc", port) as e:
-                label = "sync, thread pool" if kind == "grpc-sync" else "grpc.aio"
-                rows.append(measure(f"gRPC → always-allow ({label})", e, corpus, args, workdir))
+        server = stack.enter_context(AuthzServer(settings, workdir=workdir / "meshward"))
+        add("plain Envoy (no authorization)", "plain")
+        add("Envoy RBAC filter (20 policies)", "rbac")
+        asgi = stack.enter_context(allow_server("asgi", workdir))
+        add("HTTP → always-allow bare ASGI", "http", asgi)
+        http = add("HTTP → meshward", "http", server.port)
+        add("gRPC → meshward", "grpc", server.grpc_port)
+        for kind, label in (("grpc-sync", "sync, thread pool"), ("grpc-aio", "grpc.aio")):
+            port = stack.enter_context(allow_server(kind, workdir))
+            add(f"gRPC → always-allow ({label})", "grpc", port)
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
+            for row in rows:
+                measure_round(row, corpus, args, workdir)
+        for row in rows:
+            stats = row.envoy.stats()
+            row.ext_authz = {
+                k: stats.get(f"http.ingress.ext_authz.{k}", 0) for k in ("ok", "denied", "error")
+            }
+        reload = reload_under_load(server, http.envoy, corpus, args.rate_seconds)
     return report(rows, reload, corpus, args)
 
 
 # --- the report -----------------------------------------------------------------------------
+
+
+def _odd_statuses(result: OpenLoopResult) -> str:
+    return ", ".join(
+        f"{s}×{n}" for s, n in sorted(result.statuses.items()) if s not in (200, 401, 403)
+    )
 
 
 def _ms(seconds: float) -> str:
@@ -538,8 +554,10 @@ def report(
         f"Workload: {args.rules:,} rules (`bench/workload.py`, seed 7), {len(corpus.requests):,} "
         f"requests cycled; {corpus.with_identity:,} carry a caller identity (XFCC), "
         f"{corpus.with_jwt:,} a JWT (ES256, verified by meshward; cached after first use). "
-        f"Closed loop: wrk -t2 -c32, {args.seconds:g} s. Fixed rates: open loop, "
-        f"{args.rate_seconds:g} s each, latency from each request's scheduled send time.",
+        f"All variants run side by side and are measured round-robin, {args.rounds} round(s). "
+        f"Closed loop: wrk -t2 -c32, {args.seconds:g} s per round, median of rounds. Fixed "
+        f"rates: open loop, {args.rate_seconds:g} s per round, latencies pooled over rounds "
+        "and counted from each request's scheduled send time.",
         "",
         "| variant | closed-loop rps | vs plain | p50 / p99 / p99.9 ms @500/s "
         "| p50 / p99 / p99.9 ms @1,000/s | failed @1,000/s | ext_authz ok / denied / error |",
@@ -592,6 +610,7 @@ def report(
             f"{seconds:.1f} s): p99 < {TARGET_RELOAD_P99:g}× and no failed request "
             f"| p99 {_ms(quiet.percentile(0.99))} → {_ms(busy.percentile(0.99))} ms "
             f"({ratio:.2f}×), p99.9 {_ms(busy.percentile(0.999))} ms, {busy.failed} failed "
+            f"({busy.errors} unanswered, other statuses: {_odd_statuses(busy) or 'none'}) "
             f"| {met(ratio < TARGET_RELOAD_P99 and busy.failed == 0)} |"
         )
     return "\n".join(lines) + "\n"
@@ -601,9 +620,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e_authz")
     parser.add_argument("--rules", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=2_000, help="distinct requests cycled")
-    parser.add_argument("--seconds", type=float, default=10.0, help="closed-loop duration")
-    parser.add_argument("--rate-seconds", type=float, default=15.0, help="per fixed-rate run")
-    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds")
+    parser.add_argument("--seconds", type=float, default=5.0, help="closed-loop duration")
+    parser.add_argument("--rate-seconds", type=float, default=8.0, help="per fixed-rate run")
+    parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 rules, not written")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
@@ -615,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_allow(args.serve, args.port)
         return 0
     if args.quick:
-        args.rules, args.seconds, args.rate_seconds, args.warmup = 1_000, 3.0, 3.0, 1.0
+        args.rules, args.rounds, args.seconds, args.rate_seconds = 1_000, 1, 3.0, 3.0
         args.no_write = True
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     section = run(args)

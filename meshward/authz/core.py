@@ -12,9 +12,11 @@ import itertools
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from meshward.policy import Decision, Request, evaluate
@@ -39,6 +41,7 @@ RULE_JWT_REQUIRED = "meshward:jwt-required"
 RULE_INTERNAL_ERROR = "meshward:internal-error"
 RULE_DEFAULT = "meshward:default"
 _EMPTY: Mapping[str, str] = {}
+_UNSAFE_IN_HEADER = re.compile(r"[^\x20-\x7e]")
 
 
 @dataclass(slots=True)
@@ -217,9 +220,10 @@ class Authorizer:
         )
 
     def _deny(self, decision_id: str, status: int, reason: str, rule: str) -> Outcome:
-        body = json.dumps(
-            {"decision_id": decision_id, "decision": "deny", "reason": reason, "rule": rule},
-            separators=(",", ":"),
+        # The body's shape is fixed; only its strings vary, each JSON-escaped.
+        body = (
+            f'{{"decision_id":{_json_string(decision_id)},"decision":"deny",'
+            f'"reason":{_json_string(reason)},"rule":{_json_string(rule)}}}'
         ).encode()
         return Outcome(False, status, decision_id, reason, rule, body=body)
 
@@ -251,6 +255,6 @@ def _header_value(value: Any) -> str:
     """A claim as a header value: strings as they are, anything else as compact JSON;
     control and non-ASCII characters (which could split or smuggle headers) are escaped."""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    if not text.isascii() or any(ord(c) < 0x20 or c == "\x7f" for c in text):
-        text = json.dumps(text)[1:-1]
+    if _UNSAFE_IN_HEADER.search(text):
+        text = _json_string(text)[1:-1]
     return text

@@ -11,10 +11,13 @@ import json
 import random
 import sys
 import threading
-from datetime import UTC, datetime
+import time
 from typing import IO, Any
 
 from .settings import DecisionLogSettings
+
+# Lines are buffered and flushed at least this often, instead of one write call per line.
+FLUSH_INTERVAL_SECONDS = 1.0
 
 
 class DecisionLog:
@@ -30,8 +33,15 @@ class DecisionLog:
         elif settings.path == "-":
             self._out = sys.stdout
         else:
-            self._out = open(settings.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._out = open(settings.path, "a", encoding="utf-8")  # noqa: SIM115
             self._owned = True
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if self._out is not None:
+            self._flusher = threading.Thread(
+                target=self._flush_periodically, name="decision-log", daemon=True
+            )
+            self._flusher.start()
 
     def wants(self, allowed: bool) -> bool:
         """Whether this decision is to be logged (denials always; allows by sampling)."""
@@ -40,17 +50,51 @@ class DecisionLog:
         return not allowed or self._rate >= 1.0 or random.random() < self._rate
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._out is None:
+        out = self._out
+        if out is None:
             return
         line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
         with self._lock:
-            self._out.write(line)
+            out.write(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._out is not None:
+                self._out.flush()
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL_SECONDS):
+            try:
+                self.flush()
+            except (OSError, ValueError):  # the output went away (closed, disk full)
+                return
 
     def close(self) -> None:
-        if self._owned and self._out is not None:
-            self._out.close()
-        self._out = None
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+        self.flush()
+        with self._lock:
+            if self._owned and self._out is not None:
+                self._out.close()
+            self._out = None
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+class _Clock:
+    """UTC timestamps in ISO 8601 with microseconds; the seconds part is formatted once
+    per second, not per decision."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, "")  # (second, its formatted form), replaced as one object
+
+    def now(self) -> str:
+        t = time.time()
+        second = int(t)
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        return f"{prefix}.{int((t - second) * 1e6):06d}Z"
+
+
+utc_now = _Clock().now

@@ -11,6 +11,7 @@ import json
 import os
 import ssl
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,8 +215,13 @@ def test_meshward_down_means_deny(
 
 
 def test_decision_log_through_envoy_holds_no_token(authz: AuthzServer, workdir: Path) -> None:
-    text = (workdir / "decisions.jsonl").read_text()
-    assert text and "Bearer" not in text and "eyJ" not in text
+    log = workdir / "decisions.jsonl"
+    deadline = time.monotonic() + 10  # lines are flushed about once a second
+    while time.monotonic() < deadline and '"rule":"writers"' not in log.read_text():
+        time.sleep(0.1)
+    text = log.read_text()
+    assert '"rule":"writers"' in text  # the JWT-authorised request was logged
+    assert "Bearer" not in text and "eyJ" not in text
 
 
 def test_istio_snippet_parses() -> None:
