@@ -75,11 +75,14 @@ class Outcome:
 
     @property
     def deny_headers(self) -> tuple[tuple[str, str], ...]:
-        return (
+        headers = (
             ("content-type", "application/json"),
             (DECISION_ID_HEADER, self.decision_id),
             (RULE_HEADER, self.rule),
         )
+        if self.status == 401:  # RFC 6750: say which scheme would be accepted
+            headers += (("www-authenticate", "Bearer"),)
+        return headers
 
 
 class DecisionIds:
@@ -129,7 +132,7 @@ class Authorizer:
             self.metrics.internal_errors.inc()
             reason = f"denied: internal error ({type(exc).__name__})"
             outcome = self._deny(decision_id, self._status, reason, RULE_INTERNAL_ERROR)
-            record = {"destination": None, "jwt": None, "principal": None, "audit": []}
+            record = {"destination": None, "jwt": None, "audit": []}
         elapsed = time.perf_counter() - started
         try:
             self.metrics.decision(outcome.allowed, outcome.rule, transport, elapsed)
@@ -143,12 +146,7 @@ class Authorizer:
         policy = self.holder.policy
         headers = inp.headers
         destination = self._destinations.resolve(headers, inp.host, inp.context_extensions)
-        record: dict[str, Any] = {
-            "destination": destination,
-            "principal": inp.principal,
-            "jwt": None,
-            "audit": [],
-        }
+        record: dict[str, Any] = {"destination": destination, "jwt": None, "audit": []}
         if policy is None:
             reason = "denied: no policy loaded yet"
             return self._deny(decision_id, self._status, reason, RULE_NOT_READY), record

@@ -127,6 +127,7 @@ def test_required_jwt_answers_401(make_authorizer: MakeAuthorizer, issuer: TestI
     authorizer = make_authorizer(jwt=True, services={"reviews.default": {"require_jwt": True}})
     missing = authorizer.check(_input(path="/public/a"), "http")
     assert (missing.status, missing.rule) == (401, core.RULE_JWT_REQUIRED)
+    assert dict(missing.deny_headers)["www-authenticate"] == "Bearer"
     assert "(missing)" in missing.reason
     wrong = authorizer.check(
         _input(path="/public/a", headers={"authorization": f"Bearer {issuer.token({'aud': 'x'})}"}),
