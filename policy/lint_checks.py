@@ -246,23 +246,30 @@ def unmatchable_reason(pattern_text: str) -> tuple[str, str | None] | None:
         pattern = parse_path_pattern(pattern_text)
     except ValueError:
         return None  # the checker reports it
-    instance = _instance(pattern)
-    try:
-        canonical = canonical_path(instance)
-    except AmbiguousPathError as exc:
-        return f"a request path with it is ambiguous and always denied ({exc})", None
-    if canonical == instance:
-        return None
-    fix = _canonical_pattern(pattern_text)
-    return f"requests are matched on their canonical path, and {instance} becomes {canonical}", fix
+    problem: tuple[str, str | None] | None = None
+    for instance in _instances(pattern):
+        try:
+            canonical = canonical_path(instance)
+        except AmbiguousPathError as exc:
+            why = f"a request path with it is ambiguous and always denied ({exc})"
+            problem = problem or (why, None)
+            continue
+        if canonical == instance:
+            return None
+        why = f"requests are matched on their canonical path, and {instance} becomes {canonical}"
+        problem = problem or (why, _canonical_pattern(pattern_text))
+    return problem
 
 
-def _instance(pattern: PathPattern) -> str:
-    """A concrete path of the pattern's shape ({*} and a prefix's tail as a plain word)."""
+def _instances(pattern: PathPattern) -> list[str]:
+    """Concrete paths of the pattern's shape ({*} and a prefix's tail as a plain word;
+    {**} as one more segment and as none)."""
     if pattern.prefix is not None:
-        return pattern.prefix + "x"
-    parts = ["x" if s is None else s for s in pattern.segments]
-    return "/" + "/".join(parts) + ("/x" if pattern.rest else "")
+        return [pattern.prefix + "x"]
+    base = "/" + "/".join("x" if s is None else s for s in pattern.segments)
+    if not pattern.rest:
+        return [base]
+    return ["/x" if base == "/" else base + "/x", base]
 
 
 def _canonical_pattern(text: str) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 from meshward.policy import load_paths, load_texts
 from meshward.policy.diagnostics import Diagnostic, Severity
 from meshward.policy.lint import CHECKS, Inventory, LintConfig, LintConfigError, lint
+from meshward.policy.lint_checks import unmatchable_reason
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 
@@ -360,6 +361,12 @@ def test_finding_points_at_the_offending_text() -> None:
     assert (f.span.line, f.span.column) == (4, 22)
     assert f.suggestion == "/api/v1/items"
     assert f.severity == Severity.ERROR
+
+
+@pytest.mark.parametrize("pattern", ["/{**}", "/", "/{*}", "/a/", "/a/{**}", "/a*", "/a//{**}"])
+def test_patterns_some_canonical_path_matches_are_fine(pattern: str) -> None:
+    # /a//{**} matches the canonical path /a/ (an empty last segment, nothing after it).
+    assert unmatchable_reason(pattern) is None
 
 
 def test_encoded_slash_in_a_pattern_never_matches() -> None:
