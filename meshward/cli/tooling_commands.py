@@ -173,6 +173,10 @@ def relative_to(root: Path) -> Callable[[str], str]:
     return relative
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 # --- lint ----------------------------------------------------------------------------
 
 
@@ -368,7 +372,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         for line in render_trace(o.explanation):
             print(f"    {line}")
     passed = len(report.outcomes) - len(report.failed)
-    print(f"{passed} cases passed, {len(report.failed)} failed ({len(files)} test files)")
+    print(
+        f"{_plural(passed, 'case')} passed, {len(report.failed)} failed "
+        f"({_plural(len(files), 'test file')})"
+    )
     if args.coverage or args.threshold is not None:
         rules = loaded.policy.rules()
         covered = len(rules) - len(report.uncovered)

@@ -222,7 +222,7 @@ def test_test_passes_reports_coverage_and_writes_junit(
 ) -> None:
     code, out, _ = run(capsys, "test", "--coverage", "--junit-xml", "report.xml", "policies")
     assert code == 0
-    assert "1 cases passed, 0 failed (1 test files)" in out
+    assert "1 case passed, 0 failed (1 test file)" in out
     assert "rule coverage: 50.0% (1/2 rules)" in out
     assert "  reviews-admin (policies/reviews.policy:9:3)" in out
     assert 'tests="1" failures="0"' in Path("report.xml").read_text()
