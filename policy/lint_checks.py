@@ -808,7 +808,8 @@ def _shadow_checks(ctx: LintContext) -> Iterator[Diagnostic]:
         index = _CoverIndex(rules)
         for a in rules:
             for b in index.candidates(a):
-                if b is a or not covers(b, a):
+                # An allow never hides a deny; skip those pairs before the cover test.
+                if b is a or (b.effect == "allow" and a.effect == "deny") or not covers(b, a):
                     continue
                 same = covers(a, b) and a.effect == b.effect
                 if same:
@@ -850,6 +851,7 @@ class _CoverIndex:
     def __init__(self, rules: list[model.Rule]):
         self.wild: list[model.Rule] = []
         self.by_head: dict[tuple[str, ...], list[model.Rule]] = defaultdict(list)
+        self._cache: dict[tuple[str, ...] | None, list[model.Rule]] = {}
         for rule in rules:
             if rule.paths is None or any(p.prefix is not None for p in rule.paths):
                 self.wild.append(rule)
@@ -857,19 +859,18 @@ class _CoverIndex:
             for head in {_head(p) for p in rule.paths}:
                 self.by_head[head].append(rule)
 
-    def candidates(self, rule: model.Rule) -> Iterator[model.Rule]:
-        yield from self.wild
+    def candidates(self, rule: model.Rule) -> list[model.Rule]:
         first = rule.paths[0] if rule.paths else None
-        if first is None or first.prefix is not None:
-            yield from self.by_head.get((), ())
-            return
-        head = _head(first)
-        seen: set[int] = set()
-        for k in range(len(head) + 1):
-            for other in self.by_head.get(head[:k], ()):
-                if id(other) not in seen:
-                    seen.add(id(other))
-                    yield other
+        head = None if first is None or first.prefix is not None else _head(first)
+        found = self._cache.get(head)
+        if found is None:
+            heads = [()] if head is None else [head[:k] for k in range(len(head) + 1)]
+            found = list(self.wild)
+            for h in heads:
+                found.extend(self.by_head.get(h, ()))
+            found = list({id(r): r for r in found}.values())
+            self._cache[head] = found
+        return found
 
 
 def _head(pattern: PathPattern) -> tuple[str, ...]:
@@ -888,15 +889,15 @@ def covers(b: model.Rule, a: model.Rule) -> bool:
         return False
     if b.ports is not None and (a.ports is None or not a.ports <= b.ports):
         return False
+    if b.paths is not None and (
+        a.paths is None or not all(any(path_covers(q, p) for q in b.paths) for p in a.paths)
+    ):
+        return False
     if b.hosts is not None and (
         a.hosts is None or not all(any(_host_covers(q, p) for q in b.hosts) for p in a.hosts)
     ):
         return False
     if not all(any(source_covers(t, s) for t in b.sources) for s in a.sources):
-        return False
-    if b.paths is not None and (
-        a.paths is None or not all(any(path_covers(q, p) for q in b.paths) for p in a.paths)
-    ):
         return False
     return _conditions_cover(b, a)
 
