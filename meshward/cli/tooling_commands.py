@@ -126,12 +126,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # --- shared helpers ------------------------------------------------------------------
 
 
+_PROGRESS_AFTER_S = 0.5
+
+
 def _progress(label: str) -> Callable[[int, int], None] | None:
-    """A progress line on a terminal; nothing in CI (no TTY)."""
+    """A progress line on a terminal once a run takes more than a moment; nothing in
+    CI (no TTY)."""
     if not sys.stderr.isatty():
         return None
+    started = time.monotonic()
+    shown = False
 
     def report(done: int, total: int) -> None:
+        nonlocal shown
+        if not shown and time.monotonic() - started < _PROGRESS_AFTER_S:
+            return
+        shown = True
         end = "\n" if done >= total else ""
         print(f"\r{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
 

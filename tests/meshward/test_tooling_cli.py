@@ -146,6 +146,18 @@ def test_lint_reports_policy_errors_as_findings(
     assert [f["code"] for f in json.loads(out)["findings"]] == ["syntax"]
 
 
+def test_spiffe_written_twice_is_reported_with_the_fix(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (policies / "reviews.policy").write_text(
+        POLICY.replace('sa "default/web"', '"spiffe://spiffe://cluster.local/ns/default/sa/web"')
+    )
+    code, out, _ = run(capsys, "lint", "policies")
+    assert code == 1
+    assert "error[bad-spiffe-id]: `spiffe://` is written twice" in out
+    assert 'did you mean "spiffe://cluster.local/ns/default/sa/web"?' in out
+
+
 def test_lint_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "lint", str(tmp_path / "missing"))[0] == 2
     assert run(capsys, "lint", "--format", "xml", str(tmp_path))[0] == 2
