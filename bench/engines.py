@@ -11,9 +11,11 @@ Forms (each peer's fastest honest form):
   decision tables; :func:`meshward.policy.evaluate` on a :class:`~meshward.policy.Request`.
 - ``naive``: :class:`~bench.workload.NaiveScan`, a dict by destination scanned in order.
 - ``cedar``: cedarpy, one pre-parsed ``PolicySet`` per destination (a resource slice);
-  the caller is a ``Workload`` entity whose parent is its ``Namespace``.
-- ``rego``: regorus, rules as data sliced by destination, one Rego module compiled to an
-  RVM program (``Program.compile_from_modules``) and run on one ``Rvm``.
+  the caller is a ``Workload`` entity whose parent is its ``Namespace``. ``cedar-caller``
+  slices further, one set per (destination, caller principal or namespace).
+- ``rego``: regorus, rules as data keyed by destination and then by caller (principal or
+  namespace), one Rego module compiled to an RVM program (``Program.compile_from_modules``)
+  and run on one ``Rvm``; ``rego-dst`` keys the data by destination only.
 - ``casbin``: pycasbin ``FastEnforcer`` indexed by destination (``cache_key_order``), one
   policy line per (rule, source, path template), custom matcher functions with
   precompiled regular expressions.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -182,14 +185,21 @@ class CedarEngine:
         }
         self.rule_texts = sum(len(s) for s in self.sets.values())
 
-    @staticmethod
-    def info() -> EngineInfo:
+    name = "cedarpy"
+    form = "one PolicySet per destination"
+
+    @classmethod
+    def info(cls) -> EngineInfo:
         from importlib.metadata import version
 
-        return EngineInfo("cedarpy", "one PolicySet per destination", version("cedarpy"))
+        return EngineInfo(cls.name, cls.form, version("cedarpy"))
+
+    def policies_for(self, access: Access) -> Any:
+        """The pre-parsed PolicySet that can decide this request, or None (deny)."""
+        return self.sets.get(access.destination)
 
     def decide(self, access: Access) -> bool:
-        policies = self.sets.get(access.destination)
+        policies = self.policies_for(access)
         if policies is None:
             return False
         segments = access.path.split("/")[1:]
@@ -217,42 +227,56 @@ class CedarEngine:
         return bool(self._is_authorized(request, policies, entities).allowed)
 
 
+class CedarByCallerEngine(CedarEngine):
+    """cedarpy with one pre-parsed PolicySet per (destination, caller): the policies that
+    name the caller's principal or its namespace. Callers the rules never name use their
+    namespace's set; a request without an identity has no set (no rule admits it)."""
+
+    name = "cedarpy (by caller)"
+    form = "one PolicySet per (destination, caller)"
+
+    def __init__(self, mesh: Mesh) -> None:
+        try:
+            import cedarpy
+        except ImportError as exc:
+            raise PeerUnavailable("cedarpy is not installed") from exc
+        self._is_authorized = cedarpy.is_authorized
+        parse = cedarpy.PolicySet.from_str
+        self.sets = {}
+        self.namespace_sets: dict[tuple[str, str], Any] = {}
+        for service, rules in mesh.rules_by_service().items():
+            text = {r.rule_id: cedar_policy(r) for r in rules}
+            by_principal: dict[str, list[str]] = defaultdict(list)
+            by_namespace: dict[str, list[str]] = defaultdict(list)
+            for rule in rules:
+                for source in rule.sources:
+                    group = by_principal if source.kind == "principal" else by_namespace
+                    group[source.value].append(rule.rule_id)
+            for namespace in mesh.namespaces:
+                ids = by_namespace.get(namespace, [])
+                self.namespace_sets[(service, namespace)] = parse("\n".join(text[i] for i in ids))
+            for principal, ids in by_principal.items():
+                namespace = workload_namespace(principal) or ""
+                ids = list(dict.fromkeys(ids + by_namespace.get(namespace, [])))
+                self.sets[(service, principal)] = parse("\n".join(text[i] for i in ids))
+
+    def policies_for(self, access: Access) -> Any:
+        if access.principal is None:
+            return None
+        found = self.sets.get((access.destination, access.principal))
+        if found is None:
+            namespace = workload_namespace(access.principal)
+            if namespace is not None:
+                found = self.namespace_sets.get((access.destination, namespace))
+        return found
+
+
 # --- Rego (regorus RVM) --------------------------------------------------------------
 
-REGO_MODULE = """package meshward.bench
-
-import rego.v1
-
-default allow := false
-
-svc := data.services[input.destination]
-
-allow if {
-	not denied
-	some r in svc.allow
-	matches(r)
-	claim_ok(r.claim)
-}
-
-denied if {
-	some r in svc.deny
-	matches(r)
-}
-
-matches(r) if {
-	method_ok(r.methods)
-	source_ok(r)
-	some p in r.paths
-	path_ok(p)
-}
-
+_REGO_COMMON = """
 method_ok(m) if m == "*"
 
 method_ok(m) if m[input.method]
-
-source_ok(r) if r.principals[input.principal]
-
-source_ok(r) if r.namespaces[input.namespace]
 
 path_ok(p) if {
 	not p.rest
@@ -294,11 +318,105 @@ claim_ok(c) if {
 	v == c.value
 }
 """
-# The module deliberately avoids `every`: gordon-to-regorus 0.13.0's RVM lets an `every`
-# whose body calls a multi-clause function succeed when it should fail (the interpreter
-# is right); `not mismatch(p)` states the same thing and both agree on it.
+
+# Rules as data sliced by destination: every rule of the destination is tried.
+REGO_MODULE = (
+    """package meshward.bench
+
+import rego.v1
+
+default allow := false
+
+svc := data.services[input.destination]
+
+allow if {
+	not denied
+	some r in svc.allow
+	matches(r)
+	claim_ok(r.claim)
+}
+
+denied if {
+	some r in svc.deny
+	matches(r)
+}
+
+matches(r) if {
+	method_ok(r.methods)
+	source_ok(r)
+	some p in r.paths
+	path_ok(p)
+}
+
+source_ok(r) if r.principals[input.principal]
+
+source_ok(r) if r.namespaces[input.namespace]
+"""
+    + _REGO_COMMON
+)
+
+# Rules as data keyed by destination and then by caller (principal or namespace): a
+# lookup finds the rules that name this caller, and only those are tried.
+REGO_MODULE_BY_CALLER = (
+    """package meshward.bench
+
+import rego.v1
+
+default allow := false
+
+svc := data.services[input.destination]
+
+groups contains g if g := svc.principals[input.principal]
+
+groups contains g if g := svc.namespaces[input.namespace]
+
+allow if {
+	not denied
+	some g in groups
+	some r in g.allow
+	matches(r)
+	claim_ok(r.claim)
+}
+
+denied if {
+	some g in groups
+	some r in g.deny
+	matches(r)
+}
+
+matches(r) if {
+	method_ok(r.methods)
+	some p in r.paths
+	path_ok(p)
+}
+"""
+    + _REGO_COMMON
+)
+# The modules avoid `every`: gordon-to-regorus 0.13.0's RVM lets an `every` whose body
+# calls a multi-clause function succeed when it should fail (the interpreter is right);
+# `not mismatch(p)` states the same thing and both agree on it.
 
 REGO_MAX_POLICY_BYTES = 1 << 20
+
+
+def _rego_rule(rule: RuleSpec, with_sources: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "methods": "*" if rule.methods is None else dict.fromkeys(rule.methods, True),
+        "paths": [
+            {
+                "segs": ["{*}" if s is None else s for s in template_segments(p)[0]],
+                "rest": template_segments(p)[1],
+            }
+            for p in rule.paths
+        ],
+        "claim": None
+        if rule.claim is None
+        else {"name": rule.claim.claim, "op": rule.claim.op, "value": rule.claim.value},
+    }
+    if with_sources:
+        doc["principals"] = {s.value: True for s in rule.sources if s.kind == "principal"}
+        doc["namespaces"] = {s.value: True for s in rule.sources if s.kind == "namespace"}
+    return doc
 
 
 def rego_data(mesh: Mesh) -> dict[str, Any]:
@@ -307,39 +425,45 @@ def rego_data(mesh: Mesh) -> dict[str, Any]:
     for service, rules in mesh.rules_by_service().items():
         slot = services[service] = {"allow": [], "deny": []}
         for rule in rules:
-            slot[rule.effect].append(
-                {
-                    "methods": "*" if rule.methods is None else dict.fromkeys(rule.methods, True),
-                    "principals": {s.value: True for s in rule.sources if s.kind == "principal"},
-                    "namespaces": {s.value: True for s in rule.sources if s.kind == "namespace"},
-                    "paths": [
-                        {
-                            "segs": ["{*}" if s is None else s for s in template_segments(p)[0]],
-                            "rest": template_segments(p)[1],
-                        }
-                        for p in rule.paths
-                    ],
-                    "claim": None
-                    if rule.claim is None
-                    else {"name": rule.claim.claim, "op": rule.claim.op, "value": rule.claim.value},
-                }
-            )
+            slot[rule.effect].append(_rego_rule(rule, with_sources=True))
+    return {"services": services}
+
+
+def rego_data_by_caller(mesh: Mesh) -> dict[str, Any]:
+    """Rules as data keyed by caller: ``services[destination].principals[id]`` and
+    ``.namespaces[name]``, each ``{"allow": [...], "deny": [...]}``; a rule with several
+    sources appears under each."""
+    services: dict[str, dict[str, dict[str, dict[str, list[dict[str, Any]]]]]] = {}
+    for service, rules in mesh.rules_by_service().items():
+        slot = services[service] = {"principals": {}, "namespaces": {}}
+        for rule in rules:
+            doc = _rego_rule(rule, with_sources=False)
+            for source in rule.sources:
+                kind = "principals" if source.kind == "principal" else "namespaces"
+                group = slot[kind].setdefault(source.value, {"allow": [], "deny": []})
+                group[rule.effect].append(doc)
     return {"services": services}
 
 
 class RegoEngine:
-    """regorus: rules as data, one module compiled to an RVM program."""
+    """regorus: rules as data keyed by destination and caller, one module compiled to an
+    RVM program."""
+
+    module = REGO_MODULE_BY_CALLER
+    layout = staticmethod(rego_data_by_caller)
+    name = "regorus"
+    form = "RVM, rules as data by destination and caller"
 
     def __init__(self, mesh: Mesh) -> None:
         try:
             import regorus
         except ImportError as exc:
             raise PeerUnavailable("regorus (gordon-to-regorus) is not installed") from exc
-        data = json.dumps(rego_data(mesh))
+        data = json.dumps(self.layout(mesh))
         self.data_bytes = len(data)
         try:
             program = regorus.Program.compile_from_modules(
-                data, [("bench.rego", REGO_MODULE)], ["data.meshward.bench.allow"]
+                data, [("bench.rego", self.module)], ["data.meshward.bench.allow"]
             )
             self._vm = regorus.Rvm()
             self._vm.load_program(program)
@@ -348,13 +472,11 @@ class RegoEngine:
             raise PeerRefused(f"regorus refused the program: {exc}") from exc
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
 
-    @staticmethod
-    def info() -> EngineInfo:
+    @classmethod
+    def info(cls) -> EngineInfo:
         from importlib.metadata import version
 
-        return EngineInfo(
-            "regorus", "RVM, rules as data by destination", version("gordon-to-regorus")
-        )
+        return EngineInfo(cls.name, cls.form, version("gordon-to-regorus"))
 
     def decide(self, access: Access) -> bool:
         document = {
@@ -368,6 +490,15 @@ class RegoEngine:
         vm = self._vm
         vm.set_input_json(self._dumps(document))
         return vm.execute() == "true"
+
+
+class RegoByDestinationEngine(RegoEngine):
+    """regorus: rules as data sliced by destination only (every rule of it is tried)."""
+
+    module = REGO_MODULE
+    layout = staticmethod(rego_data)
+    name = "regorus (by destination)"
+    form = "RVM, rules as data by destination"
 
 
 # --- pycasbin ------------------------------------------------------------------------
@@ -473,6 +604,8 @@ class CasbinEngine:
 
 PEERS: dict[str, type[CedarEngine] | type[RegoEngine] | type[CasbinEngine]] = {
     "cedar": CedarEngine,
+    "cedar-caller": CedarByCallerEngine,
     "rego": RegoEngine,
+    "rego-dst": RegoByDestinationEngine,
     "casbin": CasbinEngine,
 }

@@ -133,7 +133,14 @@ def test_tables_agree_with_the_reference_interpreter(
 
 
 @pytest.mark.parametrize(
-    ("name", "module"), [("cedar", "cedarpy"), ("rego", "regorus"), ("casbin", "casbin")]
+    ("name", "module"),
+    [
+        ("cedar", "cedarpy"),
+        ("cedar-caller", "cedarpy"),
+        ("rego", "regorus"),
+        ("rego-dst", "regorus"),
+        ("casbin", "casbin"),
+    ],
 )
 def test_peer_decides_as_meshward(
     name: str,
@@ -154,6 +161,23 @@ def test_rego_module_has_no_every() -> None:
     # regorus 0.13's RVM mis-evaluates `every` over a multi-clause function; the
     # translation must keep avoiding it.
     assert "every " not in engines.REGO_MODULE
+    assert "every " not in engines.REGO_MODULE_BY_CALLER
+
+
+def test_rego_data_by_caller_lists_a_rule_under_each_source() -> None:
+    rule = workload.RuleSpec(
+        "r0",
+        "svc-0.ops",
+        "deny",
+        None,
+        ("/a",),
+        (workload.Source("principal", "spiffe://x/ns/a/sa/b"), workload.Source("namespace", "a")),
+    )
+    service = workload.Service("svc-0.ops", "ops", ("orders",))
+    mesh = workload.Mesh(1, workload.TRUST_DOMAIN, workload.NAMESPACES, (service,), (), (rule,))
+    slot = engines.rego_data_by_caller(mesh)["services"]["svc-0.ops"]
+    assert slot["principals"]["spiffe://x/ns/a/sa/b"]["deny"] == slot["namespaces"]["a"]["deny"]
+    assert slot["namespaces"]["a"]["allow"] == []
 
 
 def test_cedar_policy_text() -> None:
