@@ -453,10 +453,14 @@ class TrustDomainCa:
         public_key: PublicKey | None = None,
         *,
         ttl: dt.timedelta = DEFAULT_SVID_TTL,
+        dns_names: Sequence[str] = (),
         now: dt.datetime | None = None,
     ) -> X509Svid:
-        """Issue one X.509-SVID: for ``public_key``, or with a freshly generated key."""
-        return self.issue_x509_batch([(spiffe_id, public_key)], ttl=ttl, now=now)[0]
+        """Issue one X.509-SVID: for ``public_key``, or with a freshly generated key; extra
+        DNS names (for a server such as the CA's own API) go next to the SPIFFE ID."""
+        return self.issue_x509_batch(
+            [(spiffe_id, public_key)], ttl=ttl, dns_names=dns_names, now=now
+        )[0]
 
     @_transactional
     def issue_x509_batch(
@@ -464,6 +468,7 @@ class TrustDomainCa:
         requests: Iterable[tuple[SpiffeId, PublicKey | None]],
         *,
         ttl: dt.timedelta = DEFAULT_SVID_TTL,
+        dns_names: Sequence[str] = (),
         now: dt.datetime | None = None,
     ) -> list[X509Svid]:
         """Issue many X.509-SVIDs with one state write (how the rotator renews in bulk)."""
@@ -471,9 +476,13 @@ class TrustDomainCa:
         signer = self.signer
         algorithm = self.state.settings.key_algorithm
         svids = [
-            issue_x509_svid_with_key(signer, spiffe_id, ttl=ttl, algorithm=algorithm, now=now)
+            issue_x509_svid_with_key(
+                signer, spiffe_id, ttl=ttl, algorithm=algorithm, dns_names=dns_names, now=now
+            )
             if public_key is None
-            else issue_x509_svid(signer, spiffe_id, public_key, ttl=ttl, now=now)
+            else issue_x509_svid(
+                signer, spiffe_id, public_key, ttl=ttl, dns_names=dns_names, now=now
+            )
             for spiffe_id, public_key in requests
         ]
         self._record_issued(svids)

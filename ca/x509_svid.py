@@ -123,11 +123,14 @@ def issue_x509_svid_with_key(
     *,
     ttl: dt.timedelta = DEFAULT_SVID_TTL,
     algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+    dns_names: Sequence[str] = (),
     now: dt.datetime | None = None,
 ) -> X509Svid:
     """Generate a fresh key for the workload and issue an X.509-SVID for it."""
     key = generate_private_key(algorithm)
-    svid = issue_x509_svid(authority, spiffe_id, key.public_key(), ttl=ttl, now=now)
+    svid = issue_x509_svid(
+        authority, spiffe_id, key.public_key(), ttl=ttl, dns_names=dns_names, now=now
+    )
     return X509Svid(svid.spiffe_id, svid.chain, key)
 
 

@@ -119,7 +119,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ValueError("give --out DIRECTORY (or --jwt / --bootstrap-token)")
-    svid = ca.issue_x509(args.spiffe_id, ttl=args.ttl or dt.timedelta(hours=1))
+    svid = ca.issue_x509(
+        args.spiffe_id, ttl=args.ttl or dt.timedelta(hours=1), dns_names=args.dns_name
+    )
     write_svid_files(args.out, svid, ca.bundle())
     if args.envoy_config:
         write_envoy_sds_configs(args.out)
@@ -190,6 +192,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ca = _open(args)
     metrics = CaMetrics()
     policy = RenewalPolicy(ttl=args.ttl, fraction=args.renew_at, jitter=args.jitter)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
     rotator = Rotator(ca, args.workload, policy)
     if args.envoy_config:
         for workload in args.workload:
@@ -218,7 +222,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop.start()
         app = create_app(ca, metrics, max_ttl=args.ttl)
         try:
-            uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+            uvicorn.run(
+                app,
+                host=host or "127.0.0.1",
+                port=int(port),
+                log_level="warning",
+                ssl_certfile=args.tls_cert,
+                ssl_keyfile=args.tls_key,
+            )
         finally:
             stop.set()
             loop.join(timeout=30)
@@ -279,6 +290,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("spiffe_id", type=_spiffe_id, metavar="SPIFFE_ID")
     p.add_argument("--out", type=Path, help="write cert/key/bundle here in the SDS layout")
     p.add_argument("--envoy-config", action="store_true", help="also write Envoy SDS files")
+    p.add_argument(
+        "--dns-name", action="append", default=[], help="add a DNS SAN (for a TLS server)"
+    )
     p.add_argument("--ttl", type=_duration)
     p.add_argument("--jwt", action="store_true", help="print a JWT-SVID instead")
     p.add_argument("--audience", action="append", default=[])
@@ -323,6 +337,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--interval", type=_duration, default=dt.timedelta(seconds=30))
     p.add_argument("--envoy-config", action="store_true", help="write Envoy SDS files")
     p.add_argument("--listen", metavar="HOST:PORT", help="also serve the HTTP API")
+    p.add_argument("--tls-cert", type=Path, help="serve the HTTP API over TLS with this chain")
+    p.add_argument("--tls-key", type=Path, help="private key of --tls-cert")
     p.add_argument(
         "--workload-api",
         type=parse_socket,

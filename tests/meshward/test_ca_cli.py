@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -193,3 +194,44 @@ def test_serve_runs_rotation_and_the_api_until_sigterm(ca_dir: Path, tmp_path: P
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert "renewed X.509-SVID for spiffe://example.org/a" in err
+
+
+def test_serve_the_api_over_tls_with_a_certificate_from_the_ca(
+    ca_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api_dir = tmp_path / "api"
+    code, _, _ = run(
+        capsys,
+        "issue",
+        "--dir",
+        str(ca_dir),
+        f"spiffe://{TD}/meshward/ca-api",
+        "--dns-name",
+        "localhost",
+        "--out",
+        str(api_dir),
+    )
+    assert code == 0
+    exe = shutil.which("meshward", path=os.path.dirname(sys.executable))
+    assert exe
+    port = _free_port()
+    command = [exe, "ca", "serve", "--dir", str(ca_dir), "--listen", f"127.0.0.1:{port}"]
+    command += ["--tls-cert", str(api_dir / "cert.pem"), "--tls-key", str(api_dir / "key.pem")]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trust = ssl.create_default_context(cafile=str(api_dir / "bundle.pem"))
+    try:
+        body = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(
+                    f"https://localhost:{port}/v1/bundle", timeout=5, context=trust
+                ) as response:
+                    body = response.read()
+            except OSError:
+                time.sleep(0.1)
+        assert body == (api_dir / "bundle.pem").read_bytes()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
