@@ -376,10 +376,6 @@ class LintResult:
     findings: tuple[Diagnostic, ...]
     suppressed: int
 
-    def at_least(self, severity: Severity) -> list[Diagnostic]:
-        """The findings at or above a severity."""
-        return [f for f in self.findings if _RANK[f.severity] >= _RANK[severity]]
-
 
 _RANK = {N: 0, W: 1, E: 2}
 

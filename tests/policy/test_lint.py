@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from meshward.policy import load_paths, load_texts
+from meshward.policy import explain, load_paths, load_texts
 from meshward.policy.diagnostics import Diagnostic, Severity
 from meshward.policy.lint import CHECKS, Inventory, LintConfig, LintConfigError, lint
-from meshward.policy.lint_checks import unmatchable_reason
+from meshward.policy.lint_checks import covers, unmatchable_reason
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 
@@ -533,3 +536,26 @@ def test_suppressing_a_disabled_check_is_not_unused() -> None:
     }"""
     off = LintConfig.from_table({"severity": {"default-allow": "off"}})
     assert codes(body, off) == set()
+
+
+# --- the cover test behind the shadow checks -------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_covering_rule_matches_every_request_the_covered_rule_matches(
+    data: st.DataObject, gen: Any
+) -> None:
+    policy = load_texts(data.draw(gen.policy_texts)).policy
+    pairs = [
+        (a, b)
+        for service in policy.services.values()
+        for a in service.rules
+        for b in service.rules
+        if a is not b and covers(b, a)
+    ]
+    for request in data.draw(st.lists(gen.requests, min_size=10, max_size=30)):
+        matched = {t.rule_id for t in explain(policy, request).traces if t.matched}
+        for a, b in pairs:
+            if a.rule_id in matched:
+                assert b.rule_id in matched, (a, b, request)
