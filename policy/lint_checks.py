@@ -193,7 +193,10 @@ def _text_checks(ctx: LintContext) -> Iterator[Diagnostic]:
                 continue
             seen.add((value, span))
             fixed = skeleton(value)
-            if fixed != value:
+            # Deceptive when it could pass for ASCII, or hides look-alikes among Latin
+            # letters; text wholly in another script is just that script.
+            latin = any(ch.isascii() and ch.isalpha() for ch in value)
+            if fixed != value and (fixed.isascii() or latin):
                 odd = next(ch for ch, ok in zip(value, fixed, strict=False) if ch != ok)
                 yield finding(
                     "confusable-text",

@@ -442,6 +442,15 @@ def test_confusable_text_suggests_the_ascii_spelling() -> None:
     assert f.suggestion == '"payments"'
 
 
+def test_text_wholly_in_another_script_is_not_confusable() -> None:
+    body = """
+    service web.default {
+      @id("оплата") allow GET /x from sa "default/web"
+    }"""
+    assert not codes(body, ALL_ON) & {"confusable-text", "mixed-script"}
+    assert "confusable-text" in codes(body.replace("оплата", "рау"), ALL_ON)
+
+
 def test_inventory_did_you_mean() -> None:
     config = LintConfig({}, INVENTORY)
     (f,) = [f for f in findings(CASES["unknown-namespace"][0], config)]
