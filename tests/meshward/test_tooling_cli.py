@@ -12,6 +12,7 @@ import sys
 import textwrap
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -363,9 +364,25 @@ def test_pre_commit_hooks_describe_check_lint_and_fmt() -> None:
         assert main([*hook["entry"].split()[1:], "--help"]) == 0
 
 
+def _workflow() -> dict[str, object]:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    # YAML 1.1 reads the key `on` as a boolean; GitHub reads it as the word.
+    doc["on"] = doc.pop(True)
+    return doc
+
+
+def test_example_workflow_is_a_valid_github_workflow() -> None:
+    check_jsonschema = pytest.importorskip("check_jsonschema", reason="ships the schema")
+    vendor = resources.files(check_jsonschema.__name__).joinpath("builtin_schemas/vendor")
+    schema = json.loads(vendor.joinpath("github-workflows.json").read_text())
+    workflow = _workflow()
+    jsonschema.validate(workflow, schema)
+    assert "pull_request" in workflow["on"]  # type: ignore[operator]
+
+
 def test_example_workflow_lints_with_sarif_tests_with_a_threshold_and_posts_the_diff() -> None:
-    workflow = yaml.safe_load(WORKFLOW.read_text())
-    jobs = workflow["jobs"]
+    workflow = _workflow()
+    jobs: dict[str, Any] = workflow["jobs"]  # type: ignore[assignment]
     lint_steps = jobs["lint"]["steps"]
     runs = [s.get("run", "") for s in lint_steps]
     assert any("meshward lint --format sarif" in r for r in runs)
