@@ -404,6 +404,15 @@ def test_example_workflow_lints_with_sarif_tests_with_a_threshold_and_posts_the_
 PRE_COMMIT = shutil.which("pre-commit", path=os.path.dirname(sys.executable))
 
 
+@pytest.mark.skipif(PRE_COMMIT is None or not HOOKS.exists(), reason="needs pre-commit")
+def test_hook_manifest_is_valid_for_pre_commit() -> None:
+    assert PRE_COMMIT is not None
+    done = subprocess.run(
+        [PRE_COMMIT, "validate-manifest", str(HOOKS)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.skipif(
     PRE_COMMIT is None or not HOOKS.exists() or not (ROOT / ".git").exists(),
     reason="needs pre-commit and the source checkout",
