@@ -5,16 +5,18 @@ Every rule part is an *atom* on one attribute of a request: the caller's identit
 source IP), the method, the canonical path, the host, the port, and each attribute a
 condition reads (headers, JWT claims, SNI). Two requests that agree on every atom are
 matched by exactly the same rules, so they decide the same. For each attribute this
-module picks one value per distinguishable class — every constant the rules mention,
-the boundaries of every network, one instance of every path the decision table's path
-trie tells apart, a fresh value that matches nothing, the value being absent, a value
-of the wrong type — and a request space is the product of those choices.
+module collects candidate values — every constant the rules mention, the boundaries of
+every network, one instance of every path the decision table's path trie tells apart,
+a fresh value that matches nothing, the value being absent, a value of the wrong type —
+and keeps one per class of values that every rule and every comparison treat alike.
+The requests are the combinations of those classes (for conditions, only of the
+attributes that the rules able to match there read).
 
 ``diff`` evaluates these requests under two policy versions to find every kind of
 request whose decision flips; ``lint`` evaluates a rule's conditions over them to prove
-that a rule can never match. Atoms are exact for everything the decision tables index;
-``matches`` globs in conditions are represented by one matching and one non-matching
-value each, which is exact unless two globs on one attribute overlap partially.
+that a rule can never match. Classes are exact for everything the decision tables
+index and for comparisons with constants; a ``matches`` glob is represented by a value
+it matches, so cells where two globs on one attribute overlap only partly can be missed.
 """
 
 from __future__ import annotations
