@@ -254,6 +254,7 @@ class Corpus:
     jwks: Path
     issuer: TestIssuer
     hosts: dict[str, str]
+    files: int = 0
     with_jwt: int = 0
     with_identity: int = 0
 
@@ -265,7 +266,8 @@ def build_corpus(rules: int, count: int, workdir: Path) -> Corpus:
     accesses = [a for a in generate_requests(mesh, count, seed=11) if a.method != "HEAD"]
     policy_dir = workdir / "policies"
     policy_dir.mkdir()
-    for name, text in render_meshward(mesh).items():
+    texts = render_meshward(mesh)
+    for name, text in texts.items():
         (policy_dir / name).write_text(text)
     issuer = TestIssuer()
     tokens: dict[str, str] = {}
@@ -286,7 +288,7 @@ def build_corpus(rules: int, count: int, workdir: Path) -> Corpus:
         out.append(("\r\n".join(lines) + "\r\n\r\n").encode())
     hosts = {s.name: s.name for s in mesh.services}
     jwks = issuer.write_jwks(workdir / "jwks.json")
-    return Corpus(out, policy_dir, jwks, issuer, hosts, with_jwt, with_identity)
+    return Corpus(out, policy_dir, jwks, issuer, hosts, len(texts), with_jwt, with_identity)
 
 
 def meshward_settings(corpus: Corpus, workdir: Path, grpc: bool) -> dict[str, Any]:
@@ -465,13 +467,17 @@ def measure_round(row: Row, corpus: Corpus, args: argparse.Namespace, workdir: P
 def reload_under_load(
     server: AuthzServer, envoy: Envoy, corpus: Corpus, seconds: float
 ) -> tuple[OpenLoopResult, OpenLoopResult, float]:
-    """p99 at 1,000 requests/s without and with a full policy reload in the middle."""
+    """p99 at 1,000 requests/s without and with a policy change reloaded in the middle."""
     port = envoy.listener_port("ingress")
     quiet = open_loop(port, corpus, 1000, seconds)
     reload_seconds: list[float] = []
 
     def trigger() -> None:
         time.sleep(seconds / 3)
+        # A realistic change: one rule added to one of the policy files.
+        first = sorted(corpus.policy_dir.glob("*.policy"))[0]
+        with first.open("a") as f:
+            f.write('\nservice bench-reload {\n  @id("bench-reload")\n  allow GET /x from any\n}\n')
         request = urllib.request.Request(server.url + "/admin/reload", method="POST")
         with urllib.request.urlopen(request, timeout=120) as response:
             reload_seconds.append(json.loads(response.read())["seconds"])
@@ -606,8 +612,10 @@ def report(
         quiet, busy, seconds = reload
         ratio = busy.percentile(0.99) / quiet.percentile(0.99)
         lines.append(
-            f"| reload under load (HTTP, 1,000/s, full recompile of {args.rules:,} rules took "
-            f"{seconds:.1f} s): p99 < {TARGET_RELOAD_P99:g}× and no failed request "
+            f"| reload under load (HTTP, 1,000/s; a rule added to one of "
+            f"{corpus.files} files, all {args.rules:,} rules "
+            f"checked and recompiled in {seconds:.2f} s): p99 < {TARGET_RELOAD_P99:g}× and no "
+            "failed request "
             f"| p99 {_ms(quiet.percentile(0.99))} → {_ms(busy.percentile(0.99))} ms "
             f"({ratio:.2f}×), p99.9 {_ms(busy.percentile(0.999))} ms, {busy.failed} failed "
             f"({busy.errors} unanswered, other statuses: {_odd_statuses(busy) or 'none'}) "

@@ -130,6 +130,7 @@ def _request(
     path: str,
     headers: dict[str, str] | None = None,
     context: ssl.SSLContext | None = None,
+    body: bytes | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     conn: http.client.HTTPConnection
     if context is None:
@@ -137,7 +138,7 @@ def _request(
     else:
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
     try:
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -186,8 +187,9 @@ def test_decisions_through_envoy(
         # A verified JWT allows and its subject reaches the app; an expired one never
         # feeds its claims, and the deny says why.
         token = issuer.token({"sub": "alice", "scope": ["write"]})
-        status, _, _ = _request(port, "POST", "/write", {"authorization": f"Bearer {token}"})
-        assert status == 200
+        auth = {"authorization": f"Bearer {token}"}
+        status, _, _ = _request(port, "POST", "/write", auth, body=b'{"a": 1}' * 1000)
+        assert status == 200  # a request body is not part of the check and does not hang it
         assert upstream.received[-1].headers["x-meshward-jwt-sub"] == "alice"
         assert "authorization" in upstream.received[-1].headers  # meshward never strips it
         expired = issuer.token({"sub": "alice", "scope": ["write"]}, ttl=-600)

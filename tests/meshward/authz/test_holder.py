@@ -131,3 +131,19 @@ def test_reload_restores_the_interpreter_settings(tmp_path: Path) -> None:
         holder.reload()
         assert sys.getswitchinterval() == interval
         assert gc.isenabled()
+
+
+def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
+    (tmp_path / "a.policy").write_text(GOOD)
+    other = tmp_path / "b.policy"
+    other.write_text('service b {\n  @id("r2")\n  allow GET /y from any\n}\n')
+    holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
+    assert holder.reload().ok
+    parsed_a = holder._parsed[str(tmp_path / "a.policy")][1]
+    _bump(other, 'service b {\n  @id("r3")\n  allow GET /z from any\n}\n')
+    assert holder.reload().ok
+    assert holder._parsed[str(tmp_path / "a.policy")][1] is parsed_a
+    assert holder.policy is not None and holder.policy.rule_count == 2
+    other.unlink()
+    assert holder.reload().ok
+    assert list(holder._parsed) == [str(tmp_path / "a.policy")]
