@@ -86,7 +86,10 @@ def mutate(texts: dict[str, str], changes: int, seed: int) -> tuple[dict[str, st
         i = rng.choice(rule_lines)
         kind = done % 3
         if kind == 1:
-            del lines[i - 1 : i + 1]  # the rule and its @id line
+            end = i + 1
+            while end < len(lines) and lines[end].startswith("    "):
+                end += 1  # its `when` line
+            del lines[i - 1 : end]  # the rule with its @id line
         else:
             changed = _replace_methods(lines[i], "*" if kind == 0 else "GET")
             if changed == lines[i]:
