@@ -32,8 +32,10 @@ class Identity:
     namespace_key: str  # ``trust_domain/namespace`` as the model names it; "" if none
 
 
+@lru_cache(maxsize=65536)
 def parse_spiffe_id(text: str) -> Identity:
-    """Validate ``spiffe://trust-domain/path`` per the SPIFFE ID spec."""
+    """Validate ``spiffe://trust-domain/path`` per the SPIFFE ID spec (cached: a policy
+    set names the same identities over and over)."""
     if len(text.encode()) > 2048:
         raise SpiffeIdError("a SPIFFE ID is at most 2048 bytes")
     scheme, sep, rest = text.partition("://")
@@ -81,7 +83,8 @@ def parse_spiffe_id(text: str) -> Identity:
 def peer_identity(text: str | None) -> Identity | None:
     """The identity of a request's peer, or None when absent or not a valid SPIFFE ID.
 
-    Cached: the same few thousand peers call over and over.
+    Cached apart from :func:`parse_spiffe_id`, whose failures raise and so are not cached:
+    the same few thousand peers call over and over.
     """
     if not text:
         return None
