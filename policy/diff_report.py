@@ -112,6 +112,8 @@ def render_markdown(
         for d in diff.changed:
             flipped = sum(c.count for c in d.changes)
             lines.append(f"| `{d.destination}` | {_STATUS_WORDS[d.status]} | {flipped} |")
+        unchanged = len(diff.destinations) - len(diff.changed)
+        lines += ["", f"{unchanged} other destination{'s' if unchanged != 1 else ''} unchanged."]
         for d in diff.changed:
             lines += ["", f"### `{d.destination}` — {_STATUS_WORDS[d.status]}", ""]
             lines += [f"- {line.strip()}" for line in _rule_changes(d, "")]
