@@ -552,7 +552,7 @@ class _Atoms:
         """Conditions on attributes the tables also index add values to that index's
         representatives instead of being a dimension of their own."""
         strings = [v for v in ops.scalars if isinstance(v, str)] + [
-            glob_witness(g) for g in ops.globs
+            w for g in ops.globs for w in glob_witnesses(g)
         ]
         if parts == ("source", "principal"):
             for s in strings:
@@ -639,7 +639,7 @@ class _Atoms:
         """Missing, each constant, a fresh value of each constant's type, a glob's
         witness, and (for claims) a value of another type."""
         out: list[Any] = [MISSING, FRESH]
-        for v in [*ops.scalars, *(glob_witness(g) for g in ops.globs)]:
+        for v in [*ops.scalars, *(w for g in ops.globs for w in glob_witnesses(g))]:
             if strings and not isinstance(v, str):
                 continue
             if v not in out or type(v) is not type(out[out.index(v)]):
@@ -677,13 +677,21 @@ def _unique(values: Iterable[Any]) -> list[Any]:
     return out
 
 
-def glob_witness(pattern: str) -> str:
-    """A string the ``matches`` glob accepts (``*`` empty, ``?`` and sets one char)."""
+def glob_witnesses(pattern: str) -> tuple[str, str]:
+    """Two strings the ``matches`` glob accepts: ``*`` as nothing and as a word (a
+    SPIFFE ID or host glob ending in ``/*`` or starting ``*.`` needs the word)."""
+    return glob_witness(pattern, ""), glob_witness(pattern, "x")
+
+
+def glob_witness(pattern: str, star: str = "") -> str:
+    """A string the ``matches`` glob accepts (``*`` as ``star``, ``?`` and sets one
+    char)."""
     out = []
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "*":
+            out.append(star)
             i += 1
             continue
         if c == "?":

@@ -185,3 +185,68 @@ def test_cell_limit_makes_the_result_incomplete() -> None:
     diff = diff_policies(old, new, cell_limit=1)
     assert not diff.complete
     assert "incomplete" in render_human(diff)
+
+
+_CONDITIONS = [
+    'jwt.realm.roles contains "x"',
+    "has jwt.realm",
+    'jwt.realm == "y"',
+    "has jwt.realm.roles",
+    'not jwt.realm.roles contains "z"',
+    'request.host matches "*.ex.com"',
+    'source.principal matches "spiffe://td/ns/a/*"',
+    'connection.sni == "s1"',
+    "destination.port == 8080",
+]
+_rule = st.builds(
+    lambda effect, cond, method: f"{effect} {method} /p from any when {cond}",
+    st.sampled_from(["allow", "deny"]),
+    st.sampled_from(_CONDITIONS),
+    st.sampled_from(["GET", "*"]),
+)
+_request = st.builds(
+    Request,
+    destination=st.just("s.x"),
+    method=st.sampled_from(["GET", "POST"]),
+    path=st.just("/p"),
+    port=st.sampled_from([None, 8080, 9]),
+    host=st.sampled_from([None, "a.ex.com", "ex.com", "b.c"]),
+    sni=st.sampled_from([None, "s1", "s2"]),
+    principal=st.sampled_from([None, "spiffe://td/ns/a/sa/b", "spiffe://td/ns/c/sa/b"]),
+    jwt=st.sampled_from(
+        [
+            None,
+            {},
+            {"realm": "y"},
+            {"realm": {}},
+            {"realm": {"roles": ["x"]}},
+            {"realm": {"roles": ["z", "x"]}},
+            {"realm": {"roles": "x"}},
+            {"realm": 5},
+        ]
+    ),
+)
+
+
+def _service(rules: list[str]) -> Any:
+    body = "\n".join(f'  @id("r{i}") {r}' for i, r in enumerate(rules))
+    return load_texts({"a.policy": f'trust_domain "td"\nservice s.x {{\n{body}\n}}\n'}).policy
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_rule, max_size=2),
+    st.lists(_rule, max_size=2),
+    st.lists(_rule, max_size=2),
+    st.lists(_request, min_size=20, max_size=20),
+)
+def test_nested_claims_globs_sni_and_port_conditions_are_exact(
+    shared: list[str], old_only: list[str], new_only: list[str], requests: list[Request]
+) -> None:
+    old, new = _service(shared + old_only), _service(shared + new_only)
+    kinds = _kinds(diff_policies(old, new))
+    for request in requests:
+        before, after = reference_decide(old, request), reference_decide(new, request)
+        if before.allowed != after.allowed:
+            direction = "wider" if after.allowed else "narrower"
+            assert ("s.x", direction, before.rule_ids, after.rule_ids) in kinds, request
