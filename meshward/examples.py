@@ -1,79 +1,57 @@
 """Run the bundled examples: check and compile each policy set, decide its requests.
 
-``python -m meshward.examples examples/policies`` prints every decision with the rule
-that made it, and exits 1 if any decision differs from what the example expects.
+``python -m meshward.examples examples/policies`` prints every example request with its
+decision and the rule that decided it, and exits 1 if any decision differs from what the
+example's ``*.policytest.json`` expects (the same files ``meshward test`` runs).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from meshward.policy import PolicyError, Request, compile_policy, evaluate, load_paths
+from meshward.policy import PolicyError, compile_policy, load_paths
 from meshward.policy.diagnostics import render_human
-
-REQUESTS_FILE = "requests.json"
-
-
-@dataclass(frozen=True)
-class ExampleResult:
-    name: str
-    ok: bool
-    line: str
+from meshward.policy.testing import Report, find_test_files, read_cases, run_cases
 
 
-def run_example_set(directory: Path) -> list[ExampleResult]:
-    """Decide every request of one example directory; raises PolicyError."""
-    compiled = compile_policy(load_paths([directory]).policy)
-    cases: list[dict[str, Any]] = json.loads((directory / REQUESTS_FILE).read_text())
-    results = []
-    for case in cases:
-        decision = evaluate(compiled, Request.from_json(case["request"]))
-        audit = sorted(a.rule_id for a in decision.audit)
-        ok = (
-            decision.allowed == (case["expect"] == "allow")
-            and decision.rule_id == case.get("rule")
-            and audit == sorted(case.get("audit", []))
+def run_example_set(directory: Path) -> Report:
+    """Check and compile one example directory, then decide its test cases."""
+    policy = load_paths([directory]).policy
+    compile_policy(policy)  # what a server would load; the cases below use it too
+    cases = [c for f in find_test_files([directory]) for c in read_cases(f.read_text(), str(f))]
+    return run_cases(policy, cases)
+
+
+def describe(report: Report) -> list[str]:
+    """One line per case: verdict, deciding rule, name, and what did not match."""
+    lines = []
+    for o in report.outcomes:
+        d = o.decision
+        verdict = "ALLOW" if d.allowed else "DENY "
+        audit = f"  [{', '.join(str(a) for a in d.audit)}]" if d.audit else ""
+        lines.append(
+            f"{'ok ' if o.passed else 'FAIL'} {verdict} {d.rule_id or '-':<28} {o.case.name}{audit}"
         )
-        verdict = "ALLOW" if decision.allowed else "DENY "
-        rule = decision.rule_id or "-"
-        extra = f"  [{', '.join(str(a) for a in decision.audit)}]" if decision.audit else ""
-        mark = "ok " if ok else "FAIL"
-        results.append(
-            ExampleResult(
-                case["name"],
-                ok,
-                f"{mark} {verdict} {rule:<28} {case['name']}{extra}"
-                + (
-                    ""
-                    if ok
-                    else f"\n      expected {case['expect']} by {case.get('rule')}: "
-                    f"{decision.reason}"
-                ),
-            )
-        )
-    return results
+        lines.extend(f"      {failure}" for failure in o.failures)
+    return lines
 
 
 def main(argv: list[str]) -> int:
     root = Path(argv[0] if argv else "examples/policies")
-    sets = sorted(p.parent for p in root.rglob(REQUESTS_FILE))
+    sets = sorted({f.parent for f in find_test_files([root])})
     failed = 0
     for directory in sets:
         print(f"== {directory}")
         try:
-            results = run_example_set(directory)
+            report = run_example_set(directory)
         except PolicyError as exc:
             print(render_human(exc.diagnostics, exc.sources))
             failed += 1
             continue
-        for r in results:
-            print("  " + r.line)
-        failed += sum(not r.ok for r in results)
-    print(f"\n{'all examples decided as expected' if not failed else f'{failed} failed'}")
+        print("\n".join("  " + line for line in describe(report)))
+        failed += len(report.failed)
+    print("\n" + ("all examples decided as expected" if not failed else f"{failed} failed"))
     return 1 if failed or not sets else 0
 
 

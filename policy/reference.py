@@ -94,7 +94,7 @@ def _mismatches(rule: model.Rule, ctx: Context) -> list[str]:
     reasons = []
     if rule.methods is not None and request.method not in rule.methods:
         reasons.append(f"method {request.method} is not one of {', '.join(sorted(rule.methods))}")
-    if not any(_source_matches(s, ctx.identity, request.source_ip) for s in rule.sources):
+    if not any(source_matches(s, ctx.identity, request.source_ip) for s in rule.sources):
         who = ctx.identity.spiffe_id if ctx.identity else "an unauthenticated caller"
         wanted = ", ".join(s.describe() for s in rule.sources)
         reasons.append(f"caller {who} is not {wanted}")
@@ -109,7 +109,8 @@ def _mismatches(rule: model.Rule, ctx: Context) -> list[str]:
     return reasons
 
 
-def _source_matches(source: model.Source, identity: Identity | None, ip: str | None) -> bool:
+def source_matches(source: model.Source, identity: Identity | None, ip: str | None) -> bool:
+    """Does a caller (its identity, or None, and its IP) match one source of a rule?"""
     kind = source.kind
     if kind == "any":
         return True

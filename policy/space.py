@@ -33,7 +33,7 @@ from .compiler import build_table
 from .conditions import Context, EvalError, compile_condition
 from .identity import SpiffeIdError, parse_spiffe_id, peer_identity
 from .paths import AmbiguousPathError, canonical_path
-from .reference import _source_matches as source_matches
+from .reference import source_matches
 from .request import Request
 from .tables import PathNode
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from meshward.examples import run_example_set
+from meshward.examples import describe, main, run_example_set
+from meshward.policy.testing import find_test_files
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "policies"
-SETS = sorted(p.parent for p in EXAMPLES.rglob("requests.json"))
+SETS = sorted({f.parent for f in find_test_files([EXAMPLES])})
 
 
 def test_there_are_at_least_two_example_meshes():
@@ -18,7 +19,22 @@ def test_there_are_at_least_two_example_meshes():
 
 @pytest.mark.parametrize("directory", SETS, ids=lambda p: p.name)
 def test_example_requests_decide_as_expected(directory: Path):
-    results = run_example_set(directory)
-    assert len(results) >= 10
-    failed = [r.line for r in results if not r.ok]
-    assert not failed, "\n".join(failed)
+    report = run_example_set(directory)
+    assert len(report.outcomes) >= 10
+    assert not report.failed, "\n".join(describe(report))
+
+
+def test_the_examples_command_prints_each_decision_and_its_rule(capsys):
+    assert main([str(EXAMPLES)]) == 0
+    out = capsys.readouterr().out
+    assert "ok  ALLOW productpage-from-gateway" in out
+    assert "ok  DENY  reviews-admin-ops-only" in out
+    assert out.rstrip().endswith("all examples decided as expected")
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.rglob("*.policy")), ids=lambda p: p.name)
+def test_examples_are_written_in_the_canonical_format(path: Path):
+    from meshward.policy.formatter import format_text
+
+    text = path.read_text()
+    assert format_text(text, str(path)) == text

@@ -23,6 +23,7 @@ from meshward.policy import (
 from meshward.policy import bundle as bundles
 from meshward.policy.diagnostics import render_human, render_json
 from meshward.policy.loader import LoadedPolicy
+from meshward.policy.testing import render_trace
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -178,8 +179,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"  audit: {a}")
         for e in d.errors:
             print(f"  error in {e.rule_id}: {e.message}")
-        for t in ex.traces:
-            mark = "matched" if t.matched else "no match"
-            kind = ("audit " if t.audit else "") + t.effect
-            print(f"  [{mark}] {t.rule_id} ({kind}, {t.span}): {'; '.join(t.reasons)}")
+        for line in render_trace(ex):
+            print(f"  {line}")
     return EXIT_OK

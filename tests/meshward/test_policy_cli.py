@@ -57,7 +57,7 @@ def test_error_format_json(broken: Path):
 def test_compile_then_eval_json_lines_from_a_bundle(tmp_path: Path):
     out = tmp_path / "policy.bundle"
     assert meshward("compile", str(BOOKINFO), "-o", str(out)).returncode == 0
-    cases = json.loads((BOOKINFO / "requests.json").read_text())
+    cases = json.loads((BOOKINFO / "decisions.policytest.json").read_text())
     lines = "\n".join(json.dumps(c["request"]) for c in cases)
     result = meshward("eval", str(out), "--request", "-", stdin=lines)
     assert result.returncode == 0, result.stderr

@@ -52,7 +52,7 @@ _condition = st.sampled_from(
 
 @st.composite
 def _rule(draw: st.DrawFn) -> str:
-    effect = draw(st.sampled_from(["allow", "allow", "deny", "audit allow"]))
+    effect = draw(st.sampled_from(["allow", "allow", "deny", "audit allow", "audit deny"]))
     methods = draw(
         st.one_of(
             st.just("*"),
@@ -81,9 +81,11 @@ def _rule(draw: st.DrawFn) -> str:
 def _policy_texts(draw: st.DrawFn, rules: list[list[str]] | None = None) -> dict[str, str]:
     """Files: one principal set and a few service blocks with generated rules."""
     blocks = []
-    for i in range(draw(st.integers(1, 3))):
+    for i in range(draw(st.integers(1, 4))):
         name = draw(st.sampled_from(SERVICES))
-        port = draw(st.sampled_from(["", "", ":8080"]))
+        if draw(st.integers(0, 5)) == 0:
+            name = "audit " + name  # a dry-run block
+        port = draw(st.sampled_from(["", "", ":8080", ":9090"]))
         default = "  default allow\n" if draw(st.integers(0, 6)) == 0 else ""
         body = draw(st.lists(_rule(), min_size=0, max_size=5))
         lines = [f'  @id("b{i}-r{j}")\n  {r}' for j, r in enumerate(body)]
@@ -92,17 +94,22 @@ def _policy_texts(draw: st.DrawFn, rules: list[list[str]] | None = None) -> dict
 
 
 def _render(blocks: list[tuple[str, str, str, list[str]]]) -> dict[str, str]:
-    # A service's default may be set only where the service has a single block.
+    # A service's default may be set only where the service has a single enforcing
+    # block, and never on an audit block.
     names = [name for name, *_ in blocks]
     texts = {}
     for i, (name, port, default, lines) in enumerate(blocks):
-        if names.count(name) > 1:
+        if name.startswith("audit ") or names.count(name) > 1:
             default = ""
         head = 'trust_domain "td"\n'
         if i == 0:
             head += 'principals team = [namespace "web", sa "db/a"]\n'
+        keyword = "audit service" if name.startswith("audit ") else "service"
         texts[f"f{i}.policy"] = (
-            head + f"service {name}{port} {{\n{default}" + "\n".join(lines) + "\n}\n"
+            head
+            + f"{keyword} {name.removeprefix('audit ')}{port} {{\n{default}"
+            + "\n".join(lines)
+            + "\n}\n"
         )
     return texts
 

@@ -17,7 +17,7 @@ def test_bundle_round_trips_the_checked_model_and_decides_the_same(tmp_path):
     assert bundle.loads(path.read_text()) == loaded.policy
     compiled = bundle.load_compiled(path)
     direct = compile_policy(loaded.policy)
-    for case_file in EXAMPLES.rglob("requests.json"):
+    for case_file in EXAMPLES.rglob("*.policytest.json"):
         for case in json.loads(case_file.read_text()):
             request = Request.from_json(case["request"])
             assert evaluate(compiled, request) == evaluate(direct, request)
