@@ -46,6 +46,7 @@ def build_service(settings: AuthzSettings) -> Service:
     holder = PolicyHolder(settings.policy, on_reload=metrics.reload)
     holder.reload()
     authorizer = Authorizer(settings, holder, metrics, DecisionLog(settings.decision_log))
+    authorizer.verifier.load_keys()
     watcher = PolicyWatcher(holder, settings.policy)
     return Service(settings, authorizer, watcher, build_http_app(authorizer))
 

@@ -79,7 +79,13 @@ def bearer_token(authorization: str | None) -> str | None:
 
 class KeySet:
     """One issuer's JWKS: loaded from a file or URL, cached, refreshed when it ages out or a
-    token names an unknown ``kid`` (at most once per ``min_refresh`` seconds)."""
+    token names an unknown ``kid`` (at most once per ``min_refresh`` seconds).
+
+    A JWKS file is re-read in place (a local read). A JWKS URL is fetched on a background
+    thread, never inside a check: until the fetch lands, a token under a key not yet known
+    fails with ``unknown_key`` (issuers publish a key before signing with it, so the
+    periodic refresh normally has it already). :meth:`load` fetches synchronously, once,
+    before serving."""
 
     def __init__(self, issuer: IssuerSettings, min_refresh: float, timeout: float) -> None:
         self._settings = issuer
@@ -89,6 +95,13 @@ class KeySet:
         self._keys: dict[str | None, Any] = {}
         self._loaded_at = -1e18
         self._attempted_at = -1e18
+        self._fetching = False
+
+    def load(self) -> None:
+        """Fetch the keys now (at start-up); failures are logged, not raised."""
+        with self._lock:
+            self._attempted_at = time.monotonic()
+        self._load()
 
     def key(self, kid: str | None) -> Any | None:
         """The verification key for ``kid`` (a JWKS with one key also serves no kid)."""
@@ -109,15 +122,27 @@ class KeySet:
 
     def _refresh(self, now: float) -> None:
         with self._lock:
-            if now - self._attempted_at < self._min_refresh:
+            if self._fetching or now - self._attempted_at < self._min_refresh:
                 return
             self._attempted_at = now
-            try:
-                self._keys = self._fetch()
-                self._loaded_at = now
-            except (OSError, ValueError, jwt.PyJWKError, jwt.PyJWKSetError) as exc:
-                # Keep the last good keys; a token signed by a key we cannot load fails.
-                log.warning("JWKS of issuer %s unavailable: %s", self._settings.issuer, exc)
+            background = self._fetching = self._settings.jwks_url is not None
+        if background:
+            threading.Thread(target=self._load, name="jwks-fetch", daemon=True).start()
+        else:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            keys = self._fetch()
+        except (OSError, ValueError, jwt.PyJWKError, jwt.PyJWKSetError) as exc:
+            # Keep the last good keys; a token signed by a key we cannot load fails.
+            log.warning("JWKS of issuer %s unavailable: %s", self._settings.issuer, exc)
+        else:
+            self._keys = keys  # one reference swap: readers see the old set or the new
+            self._loaded_at = time.monotonic()
+        finally:
+            with self._lock:
+                self._fetching = False
 
     def _fetch(self) -> dict[str | None, Any]:
         s = self._settings
@@ -157,6 +182,11 @@ class JwtVerifier:
     @property
     def enabled(self) -> bool:
         return bool(self._issuers)
+
+    def load_keys(self) -> None:
+        """Fetch every issuer's keys now, before serving (bounded by the fetch timeout)."""
+        for _, keyset in self._issuers.values():
+            keyset.load()
 
     def verify(self, token: str | None) -> JwtResult:
         if not token:
