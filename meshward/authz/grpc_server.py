@@ -10,10 +10,12 @@ explicitly: an unset status reads as OK, which Envoy takes as an allow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent import futures
+from typing import Any
 
 import grpc
-from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from envoy.type.v3.http_status_pb2 import HttpStatus
@@ -61,27 +63,27 @@ def check_input(request: pb.CheckRequest, fallback: IdentityReader | None = None
 
 def check_response(outcome: Outcome) -> pb.CheckResponse:
     """The CheckResponse for an outcome, status always set."""
+    # Filled in place: about half the cost of building nested messages from keywords.
     if outcome.allowed:
-        return pb.CheckResponse(
-            status=_OK,
-            ok_response=pb.OkHttpResponse(
-                headers=[_header(k, v) for k, v in outcome.upstream_headers],
-                headers_to_remove=list(outcome.remove_headers),
-            ),
-        )
+        response = pb.CheckResponse(status=_OK)
+        ok = response.ok_response
+        _add_headers(ok.headers, outcome.upstream_headers)
+        ok.headers_to_remove.extend(outcome.remove_headers)
+        return response
     code = code_pb2.UNAUTHENTICATED if outcome.status == 401 else code_pb2.PERMISSION_DENIED
-    return pb.CheckResponse(
-        status=status_pb2.Status(code=code, message=outcome.reason),
-        denied_response=pb.DeniedHttpResponse(
-            status=HttpStatus(code=outcome.status),
-            headers=[_header(k, v) for k, v in outcome.deny_headers],
-            body=outcome.body.decode(),
-        ),
-    )
+    response = pb.CheckResponse(status=status_pb2.Status(code=code, message=outcome.reason))
+    denied = response.denied_response
+    denied.status.code = outcome.status
+    _add_headers(denied.headers, outcome.deny_headers)
+    denied.body = outcome.body.decode()
+    return response
 
 
-def _header(key: str, value: str) -> HeaderValueOption:
-    return HeaderValueOption(header=HeaderValue(key=key, value=value), append_action=_OVERWRITE)
+def _add_headers(target: Any, headers: Sequence[tuple[str, str]]) -> None:
+    for key, value in headers:
+        option = target.add(append_action=_OVERWRITE)
+        option.header.key = key
+        option.header.value = value
 
 
 class AuthorizationService(pb_grpc.AuthorizationServicer):
