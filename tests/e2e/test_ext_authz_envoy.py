@@ -51,6 +51,11 @@ service app {{
   @id("no-admin")
   deny * /admin/{{**}}
 }}
+
+service api {{
+  @id("api-open")
+  allow GET /{{**}} from any
+}}
 """
 
 
@@ -92,6 +97,7 @@ def _settings(workdir: Path, issuer: TestIssuer, **extra: Any) -> dict[str, Any]
                 {"issuer": issuer.issuer, "audiences": [issuer.audience], "jwks_file": str(jwks)}
             ]
         },
+        "services": {"api": {"require_jwt": True}},
         "upstream_headers": {"claims": {"sub": "x-meshward-jwt-sub"}},
         "decision_log": {"path": str(workdir / "decisions.jsonl")},
         **extra,
@@ -112,7 +118,14 @@ def _cli_config(*args: str) -> dict[str, Any]:
     return dict(yaml.safe_load(out.getvalue()))
 
 
-def _envoy_for(mode: str, upstream_port: int, authz_port: int, workdir: Path, *extra: str) -> Envoy:
+def _envoy_for(
+    mode: str,
+    upstream_port: int,
+    authz_port: int,
+    workdir: Path,
+    *extra: str,
+    destination: str = "app",
+) -> Envoy:
     ports = {
         "--listen-port": 0,
         "--admin-port": 0,
@@ -120,7 +133,7 @@ def _envoy_for(mode: str, upstream_port: int, authz_port: int, workdir: Path, *e
         "--authz-port": authz_port,
     }
     args = [str(x) for item in ports.items() for x in item]
-    config = _cli_config("--mode", mode, "--destination", "app", *args, *extra)
+    config = _cli_config("--mode", mode, "--destination", destination, *args, *extra)
     return Envoy(config, workdir=workdir)
 
 
@@ -198,6 +211,30 @@ def test_decisions_through_envoy(
 
         assert _ext_authz_stats(envoy) == {"ok": 2, "denied": 3, "error": 0}
         assert len(upstream.received) == seen + 2
+
+
+@pytest.mark.parametrize("mode", ["http", "grpc"])
+def test_required_jwt_is_401_through_envoy(
+    mode: str,
+    authz: AuthzServer,
+    upstream: RecordingUpstream,
+    issuer: TestIssuer,
+    tmp_path: Path,
+) -> None:
+    authz_port = authz.port if mode == "http" else authz.grpc_port
+    assert authz_port is not None
+    envoy = _envoy_for(mode, upstream.port, authz_port, tmp_path / "envoy", destination="api")
+    with envoy:
+        port = envoy.listener_port("ingress")
+        status, headers, body = _request(port, "GET", "/data")
+        assert status == 401 and headers["www-authenticate"] == "Bearer"
+        assert json.loads(body)["rule"] == "meshward:jwt-required"
+        bad = issuer.token({"aud": "someone-else"})
+        status, _, body = _request(port, "GET", "/data", {"authorization": f"Bearer {bad}"})
+        assert status == 401 and "wrong_audience" in json.loads(body)["reason"]
+        good = issuer.token({"sub": "bob"})
+        status, _, _ = _request(port, "GET", "/data", {"authorization": f"Bearer {good}"})
+        assert status == 200 and upstream.received[-1].headers["x-meshward-jwt-sub"] == "bob"
 
 
 @pytest.mark.parametrize("mode", ["http", "grpc"])
