@@ -25,6 +25,7 @@ TLS_UPSTREAM = _T + "transport_sockets.tls.v3.UpstreamTlsContext"
 HTTP_OPTIONS = _T + "upstreams.http.v3.HttpProtocolOptions"
 
 DEFAULT_AUTHZ_PORTS = {"http": 9191, "grpc": 9192}
+ISTIO_SERVICE = "meshward.meshward-system.svc.cluster.local"  # meshward's Service in a mesh
 PEER_HEADER = "x-meshward-peer-uri-san"
 DESTINATION_HEADER = "x-meshward-destination"
 # What meshward may set on the request to the application, and show a denied client.
@@ -200,9 +201,7 @@ def bootstrap(opts: EnvoyOptions) -> dict[str, Any]:
     }
 
 
-def istio_snippet(
-    mode: str, host: str = "meshward.meshward-system.svc.cluster.local", port: int | None = None
-) -> str:
+def istio_snippet(mode: str, host: str = ISTIO_SERVICE, port: int | None = None) -> str:
     """An Istio ``meshConfig.extensionProviders`` entry for a CUSTOM AuthorizationPolicy."""
     port = port or DEFAULT_AUTHZ_PORTS[mode]
     if mode == "grpc":

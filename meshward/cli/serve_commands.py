@@ -52,7 +52,11 @@ def register(subparsers: Any) -> None:
         default=8080,
         help="port of the protected application on 127.0.0.1",
     )
-    envoy.add_argument("--authz-host", default="127.0.0.1", help="address of meshward serve")
+    envoy.add_argument(
+        "--authz-host",
+        help="address of meshward serve (default 127.0.0.1; with --istio, the in-cluster "
+        "service name meshward.meshward-system.svc.cluster.local)",
+    )
     envoy.add_argument("--authz-port", type=int, help="port of meshward serve (mode default)")
     envoy.add_argument("--admin-port", type=int, default=9901)
     envoy.add_argument(
@@ -98,13 +102,14 @@ def _envoy_config(args: argparse.Namespace) -> int:
     from meshward.authz import envoy_config
 
     if args.istio:
-        sys.stdout.write(envoy_config.istio_snippet(args.mode, args.authz_host, args.authz_port))
+        host = args.authz_host or envoy_config.ISTIO_SERVICE
+        sys.stdout.write(envoy_config.istio_snippet(args.mode, host, args.authz_port))
         return 0
     options = envoy_config.EnvoyOptions(
         mode=args.mode,
         listen_port=args.listen_port,
         upstream_port=args.upstream_port,
-        authz_host=args.authz_host,
+        authz_host=args.authz_host or "127.0.0.1",
         authz_port=args.authz_port,
         admin_port=args.admin_port,
         destination=args.destination,

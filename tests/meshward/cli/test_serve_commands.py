@@ -18,8 +18,9 @@ def test_envoy_config_prints_a_bootstrap_and_an_istio_snippet(
     clusters = {c["name"] for c in config["static_resources"]["clusters"]}
     assert clusters == {"app", "meshward_authz"}
     assert main(["envoy-config", "--istio", "--mode", "http"]) == 0
-    snippet = yaml.safe_load(capsys.readouterr().out)
-    assert snippet["meshConfig"]["extensionProviders"][0]["name"] == "meshward-http"
+    [provider] = yaml.safe_load(capsys.readouterr().out)["meshConfig"]["extensionProviders"]
+    assert provider["name"] == "meshward-http"
+    assert provider["envoyExtAuthzHttp"]["service"] == "meshward.meshward-system.svc.cluster.local"
 
 
 def test_serve_refuses_invalid_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
