@@ -135,20 +135,28 @@ def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]
         return eq
     if op == "in":
         options = operand if isinstance(operand, tuple) else (operand,)
+        # All-string options (the usual case): only a string can equal one, so a set test.
+        texts = frozenset(options) if all(isinstance(o, str) for o in options) else None
 
         def member(value: Any) -> bool:
             if isinstance(value, list | dict | tuple):
                 raise wrong(value, "a single value")
+            if texts is not None:
+                return isinstance(value, str) and value in texts
             return any(_same_kind(value, o) and value == o for o in options)
 
         return member
     if op == "contains":
+        # Among JSON values only strings equal a string: list membership is the test.
+        text_operand = isinstance(operand, str)
 
         def contains(value: Any) -> bool:
             if isinstance(value, str):
                 # Space-separated claims (OAuth `scope`): whole tokens, never substrings.
-                return isinstance(operand, str) and operand in value.split()
+                return text_operand and operand in value.split()
             if isinstance(value, list | tuple):
+                if text_operand:
+                    return operand in value
                 return any(_same_kind(v, operand) and v == operand for v in value)
             raise wrong(value, "a list")
 
