@@ -5,7 +5,8 @@ upstream costs nothing and only the authorization path differs):
 
 - plain Envoy (no authorization), Envoy's native RBAC filter (20 policies, the in-proxy floor),
 - ext_authz HTTP to an always-allow bare-ASGI server on uvicorn (the ceiling for a Python
-  HTTP callout), and to meshward HTTP mode,
+  HTTP callout), to a bare-ASGI server that denies every other check (the same ceiling with
+  Envoy's cost of denials), and to meshward HTTP mode,
 - ext_authz gRPC to always-allow servers on grpcio's sync (thread pool) and asyncio stacks,
   and to meshward gRPC mode (which uses the faster of the two),
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -74,13 +76,41 @@ async def allow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+_DENY_BODY = b'{"decision_id":"0-1","decision":"deny","reason":"denied","rule":"meshward:default"}'
+_DENY_START = {
+    "type": "http.response.start",
+    "status": 403,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"x-meshward-decision-id", b"0-1"),
+        (b"x-meshward-rule", b"meshward:default"),
+        (b"content-length", str(len(_DENY_BODY)).encode()),
+    ],
+}
+_turn = itertools.count()
+
+
+async def alternate_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """No policy, but meshward's answers: every other check a 403 with a deny body. Envoy
+    spends more on a denial (a local reply) than on an allow, and the workload denies about
+    half its requests, so this is the ceiling that does Envoy's share of meshward's work."""
+    if scope["type"] != "http":
+        return
+    if next(_turn) % 2:
+        await send(_DENY_START)
+        await send({"type": "http.response.body", "body": _DENY_BODY})
+    else:
+        await allow_app(scope, receive, send)
+
+
 def serve_allow(kind: str, port: int) -> None:
-    """Run an always-allow server until killed: ``asgi``, ``grpc-sync`` or ``grpc-aio``."""
-    if kind == "asgi":
+    """Run a ceiling server until killed: ``asgi``, ``asgi-alternate``, ``grpc-sync`` or
+    ``grpc-aio``."""
+    if kind.startswith("asgi"):
         import uvicorn
 
         uvicorn.run(
-            allow_app,
+            allow_app if kind == "asgi" else alternate_app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -528,6 +558,8 @@ def run(args: argparse.Namespace) -> str:
         add("Envoy RBAC filter (20 policies)", "rbac")
         asgi = stack.enter_context(allow_server("asgi", workdir))
         add("HTTP → always-allow bare ASGI", "http", asgi)
+        alternate = stack.enter_context(allow_server("asgi-alternate", workdir))
+        add("HTTP → bare ASGI, every other check denied", "http", alternate)
         http = add("HTTP → meshward", "http", server.port)
         add("gRPC → meshward", "grpc", server.grpc_port)
         for kind, label in (("grpc-sync", "sync, thread pool"), ("grpc-aio", "grpc.aio")):
@@ -598,6 +630,7 @@ def report(
             f"| {r.latency[1000].failed} | {authz} |"
         )
     asgi = by_name["HTTP → always-allow bare ASGI"]
+    alternate = by_name["HTTP → bare ASGI, every other check denied"]
     http = by_name["HTTP → meshward"]
     grpc = by_name["gRPC → meshward"]
     sync = by_name["gRPC → always-allow (sync, thread pool)"]
@@ -621,6 +654,9 @@ def report(
         f"| meshward gRPC ≥ {TARGET_GRPC_THROUGHPUT:.0%} of always-allow on the same stack (sync) "
         f"| {grpc.rps / same_stack.rps:.0%} "
         f"| {met(grpc.rps / same_stack.rps >= TARGET_GRPC_THROUGHPUT)} |",
+        f"| (for reference) meshward HTTP vs a bare-ASGI server answering half allow, half deny "
+        f"| {http.rps / alternate.rps:.0%} | Envoy's cost of denials: always-allow vs "
+        f"alternating {alternate.rps / asgi.rps:.0%} |",
         f"| gRPC stack: sync thread pool vs grpc.aio (always-allow) | {sync.rps:,.0f} vs "
         f"{aio.rps:,.0f} rps | {'sync is faster' if sync.rps >= aio.rps else 'aio is faster'} |",
     ]
@@ -655,7 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 rules, not written")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
-        "--serve", choices=("asgi", "grpc-sync", "grpc-aio"), help=argparse.SUPPRESS
+        "--serve",
+        choices=("asgi", "asgi-alternate", "grpc-sync", "grpc-aio"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
