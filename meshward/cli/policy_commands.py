@@ -12,20 +12,17 @@ from typing import Any, TextIO
 from meshward.policy import (
     BundleError,
     CompiledPolicy,
-    PolicyError,
     Request,
     RequestError,
     compile_policy,
     evaluate,
     explain,
-    load_paths,
 )
 from meshward.policy import bundle as bundles
-from meshward.policy.diagnostics import render_human, render_json
-from meshward.policy.loader import LoadedPolicy
+from meshward.policy.diagnostics import render_json
 from meshward.policy.testing import render_trace
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+from .loading import EXIT_OK, EXIT_USAGE, load_or_report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,23 +57,6 @@ def _paths(p: argparse.ArgumentParser) -> None:
 
 def _error_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--error-format", choices=("human", "json"), default="human")
-
-
-def load_or_report(paths: list[str], error_format: str) -> LoadedPolicy | int:
-    """Load a policy set, or print every error and return the exit code."""
-    try:
-        return load_paths(paths)
-    except PolicyError as exc:
-        if error_format == "json":
-            print(render_json(exc.diagnostics))
-        else:
-            print(render_human(exc.diagnostics, exc.sources), file=sys.stderr)
-            n = len(exc.diagnostics)
-            print(f"\n{n} error{'s' if n != 1 else ''}; nothing was compiled", file=sys.stderr)
-        return EXIT_FINDINGS
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
-        print(f"meshward: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -42,7 +42,8 @@ from meshward.policy.testing import (
     run_cases,
 )
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+from .loading import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, load_or_report
+
 _FAIL_ON = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
 
 
@@ -351,14 +352,9 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_paths(args.paths)
-    except PolicyError as exc:
-        print(render_human(exc.diagnostics, exc.sources), file=sys.stderr)
-        return EXIT_FINDINGS
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
-        print(f"meshward: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    loaded = load_or_report(args.paths, "human")
+    if isinstance(loaded, int):
+        return loaded
     files = find_test_files(args.paths)
     if not files:
         print(
@@ -491,14 +487,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_paths(args.paths)
-    except PolicyError as exc:
-        print(render_human(exc.diagnostics, exc.sources), file=sys.stderr)
-        return EXIT_FINDINGS
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
-        print(f"meshward: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    loaded = load_or_report(args.paths, "human")
+    if isinstance(loaded, int):
+        return loaded
     graph_edges = edges(loaded.policy)
     if args.format == "mermaid":
         _write(render_mermaid(graph_edges), args.output)
