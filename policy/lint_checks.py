@@ -449,19 +449,7 @@ def _all_paths(rule: model.Rule) -> bool:
 
 
 def _attributes(rule: model.Rule) -> Iterator[model.AttributeRef]:
-    for cond in (rule.when, rule.unless):
-        if cond is not None:
-            yield from _cond_attributes(cond)
-
-
-def _cond_attributes(cond: model.Cond) -> Iterator[model.AttributeRef]:
-    if isinstance(cond, model.AllOf | model.AnyOf):
-        for c in cond.operands:
-            yield from _cond_attributes(c)
-    elif isinstance(cond, model.NotCond):
-        yield from _cond_attributes(cond.operand)
-    else:
-        yield cond.attribute
+    return (test.attribute for test in rule.tests())
 
 
 def _pins_issuer(rule: model.Rule) -> bool:
@@ -562,19 +550,7 @@ def _condition_checks(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _contains_attributes(rule: model.Rule) -> Iterator[model.AttributeRef]:
-    for cond in (rule.when, rule.unless):
-        if cond is not None:
-            yield from _contains_in(cond)
-
-
-def _contains_in(cond: model.Cond) -> Iterator[model.AttributeRef]:
-    if isinstance(cond, model.AllOf | model.AnyOf):
-        for c in cond.operands:
-            yield from _contains_in(c)
-    elif isinstance(cond, model.NotCond):
-        yield from _contains_in(cond.operand)
-    elif isinstance(cond, model.Cmp) and cond.op == "contains":
-        yield cond.attribute
+    return (t.attribute for t in rule.tests() if isinstance(t, model.Cmp) and t.op == "contains")
 
 
 def _atom_checks(

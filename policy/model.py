@@ -7,6 +7,7 @@ from. It holds no syntax, only meaning, plus the span each rule came from.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -94,6 +95,18 @@ class AnyOf:
 
 
 Cond = Cmp | HasAttr | NotCond | AllOf | AnyOf
+Test = Cmp | HasAttr  # a condition's leaves
+
+
+def tests_of(cond: Cond) -> Iterator[Test]:
+    """A condition's comparisons and `has` tests, left to right."""
+    if isinstance(cond, AllOf | AnyOf):
+        for operand in cond.operands:
+            yield from tests_of(operand)
+    elif isinstance(cond, NotCond):
+        yield from tests_of(cond.operand)
+    else:
+        yield cond
 
 
 # --- sources -------------------------------------------------------------------------
@@ -153,6 +166,12 @@ class Rule:
     unless: Cond | None
     span: Span
     explicit_id: bool = True
+
+    def tests(self) -> Iterator[Test]:
+        """Every comparison and `has` test of the rule's `when` and `unless`."""
+        for cond in (self.when, self.unless):
+            if cond is not None:
+                yield from tests_of(cond)
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,20 +195,10 @@ class _Signatures:
         self.destination = destination
         self.atoms: dict[object, list[Callable[[Context], bool]]] = {}
         for rule in rules:
-            for cond in (rule.when, rule.unless):
-                if cond is not None:
-                    self._collect(cond)
-
-    def _collect(self, cond: model.Cond) -> None:
-        if isinstance(cond, model.AllOf | model.AnyOf):
-            for c in cond.operands:
-                self._collect(c)
-        elif isinstance(cond, model.NotCond):
-            self._collect(cond.operand)
-        else:
-            self.atoms.setdefault(_category(cond.attribute.parts), []).append(
-                compile_condition(cond)
-            )
+            for test in rule.tests():
+                self.atoms.setdefault(_category(test.attribute.parts), []).append(
+                    compile_condition(test)
+                )
 
     def values(self, category: object, values: Sequence[Any]) -> list[Any]:
         """One value per distinct signature, of a header, a claim or the SNI."""
@@ -306,18 +296,8 @@ class _Reads:
     claims: set[tuple[str, ...]] = field(default_factory=set)
 
     def add(self, rule: model.Rule) -> None:
-        for cond in (rule.when, rule.unless):
-            if cond is not None:
-                self._condition(cond)
-
-    def _condition(self, cond: model.Cond) -> None:
-        if isinstance(cond, model.AllOf | model.AnyOf):
-            for c in cond.operands:
-                self._condition(c)
-        elif isinstance(cond, model.NotCond):
-            self._condition(cond.operand)
-        else:
-            parts = cond.attribute.parts
+        for test in rule.tests():
+            parts = test.attribute.parts
             if parts[0] == "jwt":
                 # A claim and every claim around it: they share one object.
                 self.claims.update(parts[1:i] for i in range(2, len(parts) + 1))
@@ -499,9 +479,8 @@ class _Atoms:
         self.methods.update(rule.methods or ())
         self.host_patterns.update(h.text for h in rule.hosts or ())
         self.ports.update(rule.ports or ())
-        for cond in (rule.when, rule.unless):
-            if cond is not None:
-                self._add_condition(cond)
+        for test in rule.tests():
+            self._add_test(test)
 
     def _add_id(self, text: str) -> None:
         try:
@@ -513,14 +492,7 @@ class _Atoms:
         if ident.namespace is not None:
             self.namespaces.add((ident.trust_domain, ident.namespace))
 
-    def _add_condition(self, cond: model.Cond) -> None:
-        if isinstance(cond, model.AllOf | model.AnyOf):
-            for c in cond.operands:
-                self._add_condition(c)
-            return
-        if isinstance(cond, model.NotCond):
-            self._add_condition(cond.operand)
-            return
+    def _add_test(self, cond: model.Test) -> None:
         parts = cond.attribute.parts
         ops = self._operands(parts)
         if isinstance(cond, model.HasAttr):
