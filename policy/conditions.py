@@ -2,8 +2,10 @@
 
 A condition is evaluated left to right with short-circuit `and` / `or` (so
 ``has jwt.x and jwt.x == "a"`` is safe). A missing attribute or a value of the wrong
-type raises :class:`EvalError`; the caller makes the rule fail closed (a deny matches,
-an allow does not) and reports the message.
+type cannot be evaluated; the caller makes the rule fail closed (a deny matches, an
+allow does not) and reports the message. Inside, a missing attribute (the common case:
+a request without that claim) travels as a :class:`Failure` value built at compile
+time, not as an exception, because raising costs more than the rest of a decision.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ class EvalError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """The outcome of a condition that cannot be evaluated, with the reason."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """A request as conditions see it: identity parsed, path canonical, host without port."""
 
@@ -36,30 +45,68 @@ class Context:
 
 Getter = Callable[[Context], Any]
 Predicate = Callable[[Context], bool]
+# True, False, or a Failure; a value of the wrong type still raises EvalError.
+Outcome = bool | Failure
+Evaluator = Callable[[Context], Outcome]
 _MISSING: Any = object()
 
 
 def compile_condition(cond: model.Cond) -> Predicate:
-    """Compile a checked condition into a predicate that may raise :class:`EvalError`."""
+    """Compile a checked condition into a predicate that raises :class:`EvalError` when
+    the condition cannot be evaluated."""
+    evaluate = _compile(cond)
+
+    def predicate(ctx: Context) -> bool:
+        outcome = evaluate(ctx)
+        if outcome.__class__ is Failure:
+            raise EvalError(outcome.message)
+        return outcome is True
+
+    return predicate
+
+
+def _compile(cond: model.Cond) -> Evaluator:
     if isinstance(cond, model.AllOf):
-        parts = tuple(compile_condition(c) for c in cond.operands)
-        return lambda ctx: all(p(ctx) for p in parts)
+        parts = tuple(_compile(c) for c in cond.operands)
+
+        def all_of(ctx: Context) -> Outcome:
+            for part in parts:
+                outcome = part(ctx)
+                if outcome is not True:
+                    return outcome  # False, or a failure
+            return True
+
+        return all_of
     if isinstance(cond, model.AnyOf):
-        parts = tuple(compile_condition(c) for c in cond.operands)
-        return lambda ctx: any(p(ctx) for p in parts)
+        parts = tuple(_compile(c) for c in cond.operands)
+
+        def any_of(ctx: Context) -> Outcome:
+            for part in parts:
+                outcome = part(ctx)
+                if outcome is not False:
+                    return outcome  # True, or a failure
+            return False
+
+        return any_of
     if isinstance(cond, model.NotCond):
-        inner = compile_condition(cond.operand)
-        return lambda ctx: not inner(ctx)
+        inner = _compile(cond.operand)
+
+        def not_(ctx: Context) -> Outcome:
+            outcome = inner(ctx)
+            return outcome if outcome.__class__ is Failure else outcome is False
+
+        return not_
     getter = attribute_getter(cond.attribute)
     if isinstance(cond, model.HasAttr):
         return lambda ctx: getter(ctx) is not _MISSING
     name = cond.attribute.dotted
     test = _operator(cond.op, cond.operand, name)
+    missing = Failure(f"{name} is missing")
 
-    def compare(ctx: Context) -> bool:
+    def compare(ctx: Context) -> Outcome:
         value = getter(ctx)
         if value is _MISSING:
-            raise EvalError(f"{name} is missing")
+            return missing
         return test(value)
 
     return compare
@@ -194,21 +241,36 @@ def _as_tuple(value: model.Value) -> tuple[model.Value, ...]:
 class RuleCondition:
     """A rule's `when` and `unless`, compiled: matches iff when holds and unless does not."""
 
-    when: Predicate | None
-    unless: Predicate | None
-
-    def holds(self, ctx: Context) -> bool:
-        if self.when is not None and not self.when(ctx):
-            return False
-        return not (self.unless is not None and self.unless(ctx))
+    when: Evaluator | None
+    unless: Evaluator | None
 
     def verdict(self, ctx: Context, effect: str) -> tuple[bool, str | None]:
         """Whether the rule matches, failing closed: a condition that cannot be
         evaluated makes a deny match and an allow fail. Returns the error, if any."""
         try:
-            return self.holds(ctx), None
+            if self.when is not None:
+                outcome = self.when(ctx)
+                if outcome is False:
+                    return False, None
+                if outcome is not True:
+                    return effect == "deny", outcome.message
+            if self.unless is not None:
+                outcome = self.unless(ctx)
+                if outcome is True:
+                    return False, None
+                if outcome is not False:
+                    return effect == "deny", outcome.message
+            return True, None
         except EvalError as exc:
             return effect == "deny", str(exc)
+
+    def holds(self, ctx: Context) -> bool:
+        """Whether when holds and unless does not; raises :class:`EvalError` when the
+        conditions cannot be evaluated."""
+        matched, error = self.verdict(ctx, "allow")
+        if error is not None:
+            raise EvalError(error)
+        return matched
 
 
 def compile_rule_condition(rule: model.Rule) -> RuleCondition | None:
@@ -216,6 +278,6 @@ def compile_rule_condition(rule: model.Rule) -> RuleCondition | None:
     if rule.when is None and rule.unless is None:
         return None
     return RuleCondition(
-        compile_condition(rule.when) if rule.when is not None else None,
-        compile_condition(rule.unless) if rule.unless is not None else None,
+        _compile(rule.when) if rule.when is not None else None,
+        _compile(rule.unless) if rule.unless is not None else None,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .conditions import Context
 from .decision import Decision, RuleError, ambiguous_path, no_policy
 from .identity import Identity, peer_identity
@@ -71,6 +69,8 @@ def _with_conditions(
             matched |= low
     decision = table.decision_for(matched) if matched else table.no_match
     if errors:
-        errors.sort(key=lambda e: e.rule_id)
-        decision = replace(decision, errors=tuple(errors))
+        if len(errors) > 1:
+            errors.sort(key=lambda e: e.rule_id)
+        d = decision
+        decision = Decision(d.allowed, d.rule_ids, d.reason, d.audit, tuple(errors))
     return decision
