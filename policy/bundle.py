@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from . import model
-from .compiler import compile_policy
 from .diagnostics import Span
 from .paths import parse_path_pattern
-from .tables import CompiledPolicy
 
 FORMAT = "meshward-bundle"
 VERSION = 1
@@ -26,13 +24,24 @@ class BundleError(ValueError):
     """A bundle that is not one, is from another version, or was altered."""
 
 
-def dumps(policy: model.PolicySet) -> str:
+def _payload(policy: model.PolicySet) -> tuple[dict[str, Any], str]:
+    """The bundle's payload and the checksum of its canonical JSON."""
     payload = {
         "trust_domains": sorted(policy.trust_domains),
         "services": [_service(s) for s in policy.services.values()],
     }
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    checksum = hashlib.sha256(body.encode()).hexdigest()
+    return payload, hashlib.sha256(body.encode()).hexdigest()
+
+
+def fingerprint(policy: model.PolicySet) -> str:
+    """A digest of a checked policy set's meaning: equal sets, equal fingerprints (and it
+    is the checksum its bundle carries)."""
+    return _payload(policy)[1]
+
+
+def dumps(policy: model.PolicySet) -> str:
+    payload, checksum = _payload(policy)
     return json.dumps(
         {"format": FORMAT, "version": VERSION, "sha256": checksum, "payload": payload},
         sort_keys=True,
@@ -70,12 +79,6 @@ def loads(text: str) -> model.PolicySet:
 
 def write(policy: model.PolicySet, path: str | Path) -> None:
     Path(path).write_text(dumps(policy), encoding="utf-8")
-
-
-def load_compiled(path: str | Path) -> CompiledPolicy:
-    text = Path(path).read_text(encoding="utf-8")
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return compile_policy(loads(text), fingerprint=digest)
 
 
 def _service(s: model.ServicePolicy) -> dict[str, Any]:

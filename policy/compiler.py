@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -28,11 +27,8 @@ def compile_policy(policy: model.PolicySet, fingerprint: str = "") -> CompiledPo
             rules = [r for s in services for r in s.rules]
             default = "allow" if any(s.default == "allow" for s in services) else "deny"
             tables[(name, port)] = build_table(name, default, rules)
-    if not fingerprint:
-        fingerprint = hashlib.sha256(
-            "\n".join(sorted(f"{k}:{len(t.rows)}" for k, t in tables.items())).encode()
-        ).hexdigest()
-    return CompiledPolicy(tables, sum(len(t.rows) for t in tables.values()), fingerprint)
+    rule_count = sum(len(t.rows) for t in tables.values())
+    return CompiledPolicy(tables, rule_count, policy, fingerprint)
 
 
 def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> DecisionTable:

@@ -6,10 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import model, nodes
+from . import bundle, model, nodes
 from .checker import check
+from .compiler import compile_policy
 from .diagnostics import Diagnostic, PolicyError, SourceSet
 from .parser import parse
+from .tables import CompiledPolicy
 
 POLICY_SUFFIX = ".policy"
 
@@ -60,3 +62,9 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedPolicy:
     if not files:
         raise FileNotFoundError("no .policy files found in " + ", ".join(map(str, paths)))
     return load_texts({str(f): f.read_text(encoding="utf-8") for f in files})
+
+
+def load_bundle(path: str | Path) -> CompiledPolicy:
+    """Compile a bundle file written by ``meshward compile``; raises
+    :class:`~meshward.policy.bundle.BundleError` when it is not a valid bundle."""
+    return compile_policy(bundle.loads(Path(path).read_text(encoding="utf-8")))

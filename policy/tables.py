@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
+from . import bundle, model
 from .conditions import RuleCondition
 from .decision import Decision, Matches
 from .identity import Identity
@@ -199,11 +201,18 @@ class DecisionTable:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CompiledPolicy:
     """Every destination's table. ``tables`` is keyed by (service, port); the port None
     entry serves ports no block names. Immutable: a reload builds a new one."""
 
     tables: dict[tuple[str, int | None], DecisionTable]
     rule_count: int
-    fingerprint: str
+    policy: model.PolicySet = field(repr=False, compare=False)  # what the tables came from
+    given_fingerprint: str = ""
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Names the policy's content: the caller's, or the checked model's digest (the
+        same as its bundle's checksum), computed on first use."""
+        return self.given_fingerprint or bundle.fingerprint(self.policy)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshward.policy import CompiledPolicy, PolicyError, compile_policy, model
-from meshward.policy.bundle import BundleError, load_compiled
+from meshward.policy.bundle import BundleError
 from meshward.policy.checker import check
 from meshward.policy.diagnostics import Diagnostic, SourceSet, render_human
-from meshward.policy.loader import policy_files
+from meshward.policy.loader import load_bundle, policy_files
 from meshward.policy.nodes import PolicyFile
 from meshward.policy.parser import parse
 
@@ -120,7 +120,7 @@ class PolicyHolder:
 
     def _compile(self) -> CompiledPolicy:
         if self._settings.bundle is not None:
-            return load_compiled(self._settings.bundle)
+            return load_bundle(self._settings.bundle)
         files = policy_files(self._settings.paths)
         if not files:
             raise FileNotFoundError(

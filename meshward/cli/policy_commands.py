@@ -20,6 +20,7 @@ from meshward.policy import (
 )
 from meshward.policy import bundle as bundles
 from meshward.policy.diagnostics import render_json
+from meshward.policy.loader import load_bundle
 from meshward.policy.testing import render_trace
 
 from .loading import EXIT_OK, EXIT_USAGE, load_or_report
@@ -85,7 +86,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def _compiled(paths: list[str], error_format: str) -> CompiledPolicy | int:
     if len(paths) == 1 and Path(paths[0]).is_file() and not paths[0].endswith(".policy"):
         try:
-            return bundles.load_compiled(paths[0])
+            return load_bundle(paths[0])
         except (BundleError, OSError) as exc:
             print(f"meshward: {paths[0]}: {exc}", file=sys.stderr)
             return EXIT_USAGE

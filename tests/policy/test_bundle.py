@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from meshward.policy import BundleError, Request, bundle, compile_policy, evaluate, load_paths
+from meshward.policy.loader import load_bundle
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
 
@@ -15,7 +16,8 @@ def test_bundle_round_trips_the_checked_model_and_decides_the_same(tmp_path):
     path = tmp_path / "policy.bundle"
     bundle.write(loaded.policy, path)
     assert bundle.loads(path.read_text()) == loaded.policy
-    compiled = bundle.load_compiled(path)
+    compiled = load_bundle(path)
+    assert compiled.fingerprint == compile_policy(loaded.policy).fingerprint
     direct = compile_policy(loaded.policy)
     for case_file in EXAMPLES.rglob("*.policytest.json"):
         for case in json.loads(case_file.read_text()):
