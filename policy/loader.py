@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from . import bundle, model, nodes
 from .checker import check
 from .compiler import compile_policy
 from .diagnostics import Diagnostic, PolicyError, SourceSet
-from .parser import parse
+from .parser import ParseResult, parse
 from .tables import CompiledPolicy
 
 POLICY_SUFFIX = ".policy"
@@ -37,14 +38,33 @@ def policy_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def load_texts(texts: dict[str, str]) -> LoadedPolicy:
+class ParseCache:
+    """Parsed files by name and content, kept between loads: parsing is most of a load's
+    cost, and most reloads change one file. Holds only the files of the latest load."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[str, ParseResult]] = {}
+
+    def parse_all(self, texts: Mapping[str, str]) -> list[ParseResult]:
+        fresh: dict[str, tuple[str, ParseResult]] = {}
+        for name, text in texts.items():
+            key = hashlib.sha256(text.encode()).hexdigest()
+            hit = self._files.get(name)
+            fresh[name] = hit if hit is not None and hit[0] == key else (key, parse(text, name))
+        self._files = fresh
+        return [result for _, result in fresh.values()]
+
+
+def load_texts(texts: Mapping[str, str], cache: ParseCache | None = None) -> LoadedPolicy:
     """Parse and check in-memory texts keyed by file name; raises :class:`PolicyError`
-    carrying every diagnostic of every file."""
+    carrying every diagnostic of every file. A ``cache`` re-parses only changed files."""
     sources = SourceSet(dict(texts))
     diagnostics: list[Diagnostic] = []
     files: list[nodes.PolicyFile] = []
-    for name, text in texts.items():
-        result = parse(text, name)
+    results = (
+        cache.parse_all(texts) if cache is not None else [parse(t, n) for n, t in texts.items()]
+    )
+    for result in results:
         diagnostics.extend(result.diagnostics)
         if result.file is not None:
             files.append(result.file)

@@ -19,13 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshward.policy import CompiledPolicy, PolicyError, compile_policy, model
+from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_texts
 from meshward.policy.bundle import BundleError
-from meshward.policy.checker import check
-from meshward.policy.diagnostics import Diagnostic, SourceSet, render_human
-from meshward.policy.loader import load_bundle, policy_files
-from meshward.policy.nodes import PolicyFile
-from meshward.policy.parser import parse
+from meshward.policy.diagnostics import render_human
+from meshward.policy.loader import ParseCache, load_bundle, policy_files
 
 from .settings import PolicySettings
 
@@ -60,7 +57,7 @@ class PolicyHolder:
         self.last_error: str | None = None
         self.loaded_at: float | None = None
         self._signature: Signature = ()
-        self._parsed: dict[str, tuple[str, PolicyFile]] = {}  # name -> (text sha256, parse)
+        self._parsed = ParseCache()  # a reload re-parses only the files that changed
 
     @property
     def ready(self) -> bool:
@@ -131,33 +128,8 @@ class PolicyHolder:
         digest = hashlib.sha256()
         for name in sorted(texts):
             digest.update(f"{name}\0{texts[name]}\0".encode())
-        return compile_policy(self._check(texts), fingerprint=digest.hexdigest())
-
-    def _check(self, texts: dict[str, str]) -> model.PolicySet:
-        """Parse (reusing the parse of every unchanged file) and check the texts as one set.
-
-        Parsing is most of a reload's cost (seconds for 10,000 rules) and most reloads
-        change one file, so parsed files are kept by content; they are immutable. This is
-        ``load_texts`` with that cache; raises :class:`PolicyError`."""
-        parsed: dict[str, tuple[str, PolicyFile]] = {}
-        diagnostics: list[Diagnostic] = []
-        for name, text in texts.items():
-            key = hashlib.sha256(text.encode()).hexdigest()
-            cached = self._parsed.get(name)
-            if cached is not None and cached[0] == key:
-                parsed[name] = cached
-                continue
-            result = parse(text, name)
-            diagnostics.extend(result.diagnostics)
-            if result.file is not None:
-                parsed[name] = (key, result.file)
-        self._parsed = parsed  # only files that exist now: bounded by the policy's files
-        if not diagnostics:
-            checked = check([file for _, file in parsed.values()])
-            diagnostics.extend(checked.diagnostics)
-            if checked.policy is not None and not diagnostics:
-                return checked.policy
-        raise PolicyError(diagnostics, SourceSet(dict(texts)))
+        policy = load_texts(texts, cache=self._parsed).policy
+        return compile_policy(policy, fingerprint=digest.hexdigest())
 
     def _refused(self, error: str, started: float) -> ReloadResult:
         self.last_error = error

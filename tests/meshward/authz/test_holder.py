@@ -8,10 +8,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from meshward.authz.holder import PolicyHolder, PolicyWatcher, ReloadResult
 from meshward.authz.settings import PolicySettings
-from meshward.policy import load_paths
+from meshward.policy import load_paths, loader
 from meshward.policy.bundle import write as write_bundle
 
 GOOD = 'service a {\n  @id("r1")\n  allow GET /x from any\n}\n'
@@ -133,17 +136,24 @@ def test_reload_restores_the_interpreter_settings(tmp_path: Path) -> None:
         assert gc.isenabled()
 
 
-def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
+def test_unchanged_files_are_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "a.policy").write_text(GOOD)
     other = tmp_path / "b.policy"
     other.write_text('service b {\n  @id("r2")\n  allow GET /y from any\n}\n')
     holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
+    calls: list[str] = []
+    real_parse = loader.parse
+
+    def counting_parse(text: str, path: str = "<policy>") -> Any:
+        calls.append(Path(path).name)
+        return real_parse(text, path)
+
+    monkeypatch.setattr(loader, "parse", counting_parse)
     assert holder.reload().ok
-    parsed_a = holder._parsed[str(tmp_path / "a.policy")][1]
+    assert sorted(calls) == ["a.policy", "b.policy"]
     _bump(other, 'service b {\n  @id("r3")\n  allow GET /z from any\n}\n')
     assert holder.reload().ok
-    assert holder._parsed[str(tmp_path / "a.policy")][1] is parsed_a
+    assert sorted(calls) == ["a.policy", "b.policy", "b.policy"]
     assert holder.policy is not None and holder.policy.rule_count == 2
-    other.unlink()
-    assert holder.reload().ok
-    assert list(holder._parsed) == [str(tmp_path / "a.policy")]
