@@ -8,7 +8,6 @@ import contextlib
 import http.client
 import io
 import json
-import os
 import ssl
 import textwrap
 import time
@@ -26,7 +25,7 @@ from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.cli import main as cli_main
 from meshward.testing.authz_server import AuthzServer, free_port
-from meshward.testing.envoy import Envoy, EnvoyError, envoy_binary
+from meshward.testing.envoy import Envoy
 from meshward.testing.jwt_issuer import TestIssuer
 from meshward.testing.upstream import RecordingUpstream
 
@@ -57,16 +56,6 @@ service api {{
   allow GET /{{**}} from any
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def binary() -> str:
-    try:
-        return envoy_binary()
-    except EnvoyError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
