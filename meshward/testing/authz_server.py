@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from types import TracebackType
 from typing import Any
 
 import yaml
+
+from .processes import terminate
 
 _MAIN = "import sys; from meshward.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -127,16 +128,7 @@ class AuthzServer:
     def stop(self, timeout: float = 10.0) -> int | None:
         """Stop with SIGTERM (SIGKILL after ``timeout``); returns the exit code."""
         process, self._process = self._process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        return process.returncode
+        return None if process is None else terminate(process, timeout)
 
     def __enter__(self) -> AuthzServer:
         return self.start()

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .processes import terminate
+
 ENV_VAR = "MESHWARD_ENVOY"
 
 
@@ -172,14 +174,8 @@ class Envoy:
         """Stop Envoy: SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
         process, self._process = self._process, None
         self.admin_url = ""
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        if process is not None:
+            terminate(process, timeout)
 
     def __enter__(self) -> Envoy:
         return self.start()
