@@ -6,7 +6,6 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,11 @@ from meshward.authz.holder import PolicyHolder, PolicyWatcher, ReloadResult
 from meshward.authz.settings import PolicySettings
 from meshward.policy import load_paths, loader
 from meshward.policy.bundle import write as write_bundle
+from meshward.testing.waiting import eventually
 
 GOOD = 'service a {\n  @id("r1")\n  allow GET /x from any\n}\n'
 BETTER = GOOD + 'service b {\n  @id("r2")\n  allow GET /y from any\n}\n'
 BROKEN = "service a {\n  allow GIT /x from anyy\n"
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def _bump(path: Path, text: str) -> None:
@@ -112,15 +103,15 @@ def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
     watcher.start()
     try:
         _bump(source, BETTER)
-        assert _wait(lambda: holder.policy is not None and holder.policy.rule_count == 2)
+        assert eventually(lambda: holder.policy is not None and holder.policy.rule_count == 2)
         _bump(source, BROKEN)
-        assert _wait(lambda: bool(results) and not results[-1].ok)
+        assert eventually(lambda: bool(results) and not results[-1].ok)
         assert holder.policy is not None and holder.policy.rule_count == 2
         attempts = len(results)
         time.sleep(0.5)  # an unchanged broken file is not retried on every poll
         assert len(results) == attempts
         watcher.request_reload()
-        assert _wait(lambda: len(results) == attempts + 1)
+        assert eventually(lambda: len(results) == attempts + 1)
     finally:
         watcher.stop()
 

@@ -4,9 +4,7 @@ policy refused while the last good one serves, gRPC on its own port, clean shutd
 from __future__ import annotations
 
 import signal
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -16,19 +14,11 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from google.rpc import code_pb2
 
 from meshward.testing.authz_server import AuthzServer
+from meshward.testing.waiting import eventually
 
 ONE = 'service app {\n  @id("one")\n  allow GET /one from any\n}\n'
 TWO = 'service app {\n  @id("two")\n  allow GET /two from any\n}\n'
 BROKEN = "service app {\n  allow GET /two frm any\n}\n"
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _check(server: AuthzServer, path: str) -> int:
@@ -53,12 +43,12 @@ def test_serve_reloads_on_sighup_and_refuses_bad_policy(tmp_path: Path) -> None:
         first = ready["policy"]["fingerprint"]
         policy.write_text(TWO)
         server.signal(signal.SIGHUP)
-        assert _wait(lambda: server.get_json("/readyz")[1]["policy"]["fingerprint"] != first)
+        assert eventually(lambda: server.get_json("/readyz")[1]["policy"]["fingerprint"] != first)
         assert (_check(server, "/one"), _check(server, "/two")) == (403, 200)
 
         policy.write_text(BROKEN)
         server.signal(signal.SIGHUP)
-        assert _wait(lambda: server.get_json("/readyz")[1]["last_error"] is not None)
+        assert eventually(lambda: server.get_json("/readyz")[1]["last_error"] is not None)
         status, ready = server.get_json("/readyz")
         assert status == 200 and "app.policy:2" in ready["last_error"]
         assert _check(server, "/two") == 200
@@ -75,7 +65,7 @@ def test_serve_watches_files_and_waits_for_a_first_policy(tmp_path: Path) -> Non
         assert server.get_status("/healthz") == 200
         assert _check(server, "/one") == 403
         policy.write_text(ONE)
-        assert _wait(lambda: server.get_status("/readyz") == 200)
+        assert eventually(lambda: server.get_status("/readyz") == 200)
         assert _check(server, "/one") == 200
 
 

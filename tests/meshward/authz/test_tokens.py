@@ -6,7 +6,7 @@ import http.server
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +18,7 @@ from meshward.authz import tokens
 from meshward.authz.settings import JwtSettings
 from meshward.authz.tokens import JwtVerifier, bearer_token
 from meshward.testing.jwt_issuer import TestIssuer
+from meshward.testing.waiting import eventually
 
 
 def _verifier(issuer: TestIssuer, jwks: dict[str, Any], **extra: Any) -> JwtVerifier:
@@ -150,15 +151,6 @@ def jwks_server() -> Iterator[tuple[str, type[_JwksHandler]]]:
     server.server_close()
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_jwks_url_refreshes_in_the_background_rate_limited(
     issuer: TestIssuer, jwks_server: tuple[str, type[_JwksHandler]]
 ) -> None:
@@ -172,7 +164,7 @@ def test_jwks_url_refreshes_in_the_background_rate_limited(
     handler.body = json.dumps(issuer.jwks()).encode()
     rotated = issuer.token()
     # The unknown kid starts a fetch but never waits for it inside the check.
-    assert _eventually(lambda: verifier.verify(rotated).verified)
+    assert eventually(lambda: verifier.verify(rotated).verified)
     assert len(handler.hits) >= 2
 
     limited = _verifier(issuer, {}, source={"jwks_url": url}, jwks_min_refresh_seconds=3600)
