@@ -9,9 +9,11 @@ from collections.abc import Iterable, Sequence
 from . import model
 from .conditions import compile_rule_condition
 from .decision import Matches
+from .gc_pause import paused_gc
 from .tables import CompiledPolicy, DecisionTable, PathNode, Row
 
 
+@paused_gc()
 def compile_policy(policy: model.PolicySet, fingerprint: str = "") -> CompiledPolicy:
     """Compile every destination of a checked policy set into its decision table.
 

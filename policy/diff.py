@@ -23,6 +23,7 @@ from typing import Any, Literal
 from . import model
 from .compiler import compile_policy
 from .evaluator import evaluate
+from .gc_pause import paused_gc
 from .request import Request
 from .space import build_space
 from .tables import CompiledPolicy
@@ -114,6 +115,7 @@ class PolicyDiff:
         }
 
 
+@paused_gc()
 def diff_policies(
     old: model.PolicySet,
     new: model.PolicySet,

@@ -23,6 +23,7 @@ from typing import Any
 from . import nodes
 from .compiler import compile_policy
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
+from .gc_pause import paused_gc
 from .loader import LoadedPolicy
 
 
@@ -385,6 +386,7 @@ def severity_rank(severity: Severity) -> int:
     return _RANK[severity]
 
 
+@paused_gc()
 def lint(
     loaded: LoadedPolicy,
     config: LintConfig | None = None,

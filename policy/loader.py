@@ -11,6 +11,7 @@ from . import bundle, model, nodes
 from .checker import check
 from .compiler import compile_policy
 from .diagnostics import Diagnostic, PolicyError, SourceSet
+from .gc_pause import paused_gc
 from .parser import ParseResult, parse
 from .tables import CompiledPolicy
 
@@ -55,6 +56,7 @@ class ParseCache:
         return [result for _, result in fresh.values()]
 
 
+@paused_gc()
 def load_texts(texts: Mapping[str, str], cache: ParseCache | None = None) -> LoadedPolicy:
     """Parse and check in-memory texts keyed by file name; raises :class:`PolicyError`
     carrying every diagnostic of every file. A ``cache`` re-parses only changed files."""

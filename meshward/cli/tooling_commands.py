@@ -22,6 +22,7 @@ from meshward.policy import PolicyError, diff_report, load_paths, load_texts
 from meshward.policy.diagnostics import Diagnostic, Severity, SourceSet, render_human
 from meshward.policy.diff import diff_policies
 from meshward.policy.formatter import format_text
+from meshward.policy.gc_pause import paused_gc
 from meshward.policy.graph import edges, render_dot, render_mermaid
 from meshward.policy.lint import (
     Inventory,
@@ -258,8 +259,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     loaded: LoadedPolicy | None = None
     try:
-        loaded = load_paths(args.paths)
-        result = lint(loaded, config, _progress("linting"))
+        with paused_gc():  # one pause for load and checks: see gc_pause
+            loaded = load_paths(args.paths)
+            result = lint(loaded, config, _progress("linting"))
         sources = loaded.sources
     except PolicyError as exc:
         # A policy that does not check is linted no further; its errors are the findings.
