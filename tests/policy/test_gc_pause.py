@@ -81,3 +81,13 @@ def test_loading_runs_with_the_collector_paused(monkeypatch: pytest.MonkeyPatch)
     gc.enable()
     load_texts({"a.policy": 'trust_domain "t"\nservice s.x { allow GET /a from any }\n'})
     assert seen == [False] and gc.isenabled()
+
+
+def test_what_the_pause_built_is_promoted_to_the_oldest_generation() -> None:
+    # Left young, it would all be walked by the next young collection.
+    gc.enable()
+    with paused_gc():
+        built = [[i] for i in range(3)]
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(item) in oldest for item in built)
+    assert gc.get_freeze_count() == 0  # promoted, not frozen: cycles are still found
