@@ -12,6 +12,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import PurePath
 
 from . import model, nodes
@@ -243,6 +244,7 @@ def _syntax_rule_checks(ctx: LintContext) -> Iterator[Diagnostic]:
                     )
 
 
+@lru_cache(maxsize=1 << 16)
 def unmatchable_reason(pattern_text: str) -> tuple[str, str | None] | None:
     """Why a path pattern matches no canonical path (and its canonical form), or None."""
     try:
@@ -825,13 +827,18 @@ def _shadow_checks(ctx: LintContext) -> Iterator[Diagnostic]:
 class _CoverIndex:
     """Rules by the literal head of their path patterns (the segments before the first
     wildcard), so a rule is compared only with rules that could cover it: a pattern
-    covers another only if its head is a prefix of the other's."""
+    covers another only if its head is a prefix of the other's. Among those, only rules
+    holding a source that admits the rule's first source are kept (see
+    :func:`_covering_source_keys`)."""
 
     def __init__(self, rules: list[model.Rule]):
         self.wild: list[model.Rule] = []
         self.by_head: dict[tuple[str, ...], list[model.Rule]] = defaultdict(list)
         self._cache: dict[tuple[str, ...] | None, list[model.Rule]] = {}
+        self.by_source: dict[tuple[str, str], set[int]] = defaultdict(set)
         for rule in rules:
+            for t in rule.sources:
+                self.by_source[_source_key(t)].add(id(rule))
             if rule.paths is None or any(p.prefix is not None for p in rule.paths):
                 self.wild.append(rule)
                 continue
@@ -849,7 +856,31 @@ class _CoverIndex:
                 found.extend(self.by_head.get(h, ()))
             found = list({id(r): r for r in found}.values())
             self._cache[head] = found
-        return found
+        if not rule.sources:
+            return found
+        admitting: set[int] = set()
+        for key in _covering_source_keys(rule.sources[0]):
+            admitting |= self.by_source.get(key, set())
+        return [r for r in found if id(r) in admitting]
+
+
+def _source_key(t: model.Source) -> tuple[str, str]:
+    # Every network is a candidate to hold every other: subnets are tested later.
+    return (t.kind, "" if t.kind == "cidr" else t.value)
+
+
+def _covering_source_keys(s: model.Source) -> list[tuple[str, str]]:
+    """The keys of every source ``t`` for which :func:`source_covers` (t, s) can hold."""
+    keys = [("any", ""), _source_key(s)]
+    if s.kind in ("authenticated", "id", "namespace", "trust_domain"):
+        keys.append(("authenticated", ""))
+    if s.kind == "id":
+        ident = peer_identity(s.value)
+        if ident is not None:
+            keys += [("trust_domain", ident.trust_domain), ("namespace", ident.namespace_key)]
+    elif s.kind == "namespace":
+        keys.append(("trust_domain", s.value.split("/", 1)[0]))
+    return keys
 
 
 def _head(pattern: PathPattern) -> tuple[str, ...]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import nodes
@@ -33,6 +33,7 @@ _TERMINAL_WORDS = {
     "DEFAULT_EFFECT": "`allow` or `deny`",
     "AUDIT": "`audit`",
     "COMPARATOR": "`==` or `!=`",
+    "ANNOTATION": '`@id("...")`',
     "$END": "the end of the file",
 }
 # Lines that start a statement: where recovery resumes after a syntax error.
@@ -45,11 +46,12 @@ _MAX_ERRORS = 50
 
 @cache
 def grammar() -> Lark:
-    """The policy language's LALR parser, built once per process.
+    """The policy language's LALR parser (plain lark, building a tree), built once per
+    process. It parses every text that has an error: its errors are the ones reported."""
+    return _lark()
 
-    Positions come from the tokens (``keep_all_tokens``, see :func:`_positions`) rather
-    than lark's ``propagate_positions``, which measured a third slower on large sets.
-    """
+
+def _lark(**options: Any) -> Lark:
     return Lark.open_from_package(
         "meshward.grammar",
         "meshward.lark",
@@ -57,68 +59,35 @@ def grammar() -> Lark:
         strict=True,
         keep_all_tokens=True,
         maybe_placeholders=True,
+        **options,
     )
 
 
-# Terminals the syntax tree keeps; keywords and punctuation only give positions.
-_NAMED_TERMINALS = frozenset(
-    {
-        "AUDIT",
-        "EFFECT",
-        "DEFAULT_EFFECT",
-        "ANY_METHOD",
-        "METHOD",
-        "PATH",
-        "PORT_NUMBER",
-        "NUMBER",
-        "COMPARATOR",
-        "SERVICE_NAME",
-        "NAME",
-        "STRING",
-    }
-)
+@cache
+def _compiled_node_parser() -> Lark | None:
+    """The parser for the common case, building ``nodes`` as it reduces (no lark tree),
+    on lark's compiled LALR plugin (``lark-cython``, installed where it has wheels): its
+    lexer and parser run about a third faster; the node callbacks are the same Python.
+    None when the plugin is missing or does not fit this lark. The plugin's error path
+    differs from lark's, so a text that fails here is parsed again by :func:`grammar`.
+    """
+    try:
+        import lark_cython
+
+        return _lark(transformer=_NodeBuilder(), _plugins=lark_cython.plugins)
+    except Exception:
+        return None
 
 
-def _positions(tree: Tree[Token]) -> Tree[Token]:
-    """Give every subtree the span from its first to its last token, drop keyword and
-    punctuation tokens, and unwrap parenthesised conditions: the tree lark builds with
-    ``propagate_positions`` and without ``keep_all_tokens``, built cheaper."""
-    return _position(tree)[0]
+@cache
+def _node_parser() -> Lark:
+    """Plain lark building ``nodes``: where the plugin is missing."""
+    return _lark(transformer=_NodeBuilder())
 
 
-_Edge = Any  # a Token or a Meta: anything with line/column/end_line/end_column
-
-
-def _position(tree: Tree[Token]) -> tuple[Tree[Token], _Edge, _Edge]:
-    # Returns the tree and its container's first and last edges; a parenthesised
-    # condition is replaced by the condition inside, but its parentheses still count
-    # for the span of what contains it (as with lark's own position propagation).
-    kids: list[Tree[Token] | Token | None] = []
-    first: _Edge = None
-    last: _Edge = None
-    for child in tree.children:
-        if isinstance(child, Tree):
-            child, child_first, child_last = _position(child)
-            if child_first is not None:
-                first = first or child_first
-                last = child_last
-            kids.append(child)
-        elif child is None:
-            kids.append(None)
-        else:
-            first = first or child
-            last = child
-            if child.type in _NAMED_TERMINALS:
-                kids.append(child)
-    if tree.data == "atom":  # "(" condition ")"
-        return cast(Tree[Token], kids[0]), first, last
-    tree.children = kids  # type: ignore[assignment]  # lark types omit placeholders
-    if first is not None:
-        meta = tree.meta
-        meta.line, meta.column = first.line, first.column
-        meta.end_line, meta.end_column = last.end_line, last.end_column
-        meta.empty = False
-    return tree, first, last
+# One parse at a time per process: the node builder keeps the file's path and its
+# escape errors while lark runs its callbacks. Parsing holds the GIL anyway.
+_parse_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,65 +98,67 @@ class ParseResult:
 
 def parse(text: str, path: str = "<policy>") -> ParseResult:
     """Parse one policy file. On syntax errors, ``file`` is None and all are reported."""
+    with _parse_lock:
+        compiled = _compiled_node_parser()
+        if compiled is not None:
+            try:
+                return _build(compiled, text, path)
+            except UnexpectedInput:
+                errors = _syntax_errors(text, path)
+                if errors:
+                    return ParseResult(None, errors)
+                # Plain lark accepts what the plugin refused: trust lark.
+        try:
+            return _build(_node_parser(), text, path)
+        except UnexpectedInput as exc:
+            errors = _syntax_errors(text, path) or (_syntax_diagnostic(exc, text, path),)
+            return ParseResult(None, errors)
+
+
+def _build(parser: Lark, text: str, path: str) -> ParseResult:
+    builder = cast(_NodeBuilder, parser.options.transformer)
+    builder.start_file(path)
+    file = cast(nodes.PolicyFile, parser.parse(text))
+    if builder.escape_errors:
+        return ParseResult(None, (builder.escape_errors[0],))
+    return ParseResult(replace(file, comments=_comments(text, path)), ())
+
+
+def _syntax_errors(text: str, path: str) -> tuple[Diagnostic, ...]:
+    """Every syntax error of ``text`` lark can reach: after each one, blank the broken
+    statement (keeping every position) and parse again."""
     diagnostics: list[Diagnostic] = []
     work = text
     for _ in range(_MAX_ERRORS):
-        comments: list[Token] = []
         try:
-            tree = _parse(work, comments)
+            grammar().parse(work)
         except UnexpectedInput as exc:
             diagnostic = _syntax_diagnostic(exc, work, path)
             # An error on a line already reported is a cascade of the recovery, not news.
-            cascade = any(d.span.line == diagnostic.span.line for d in diagnostics)
-            if not cascade:
+            if not any(d.span.line == diagnostic.span.line for d in diagnostics):
                 diagnostics.append(diagnostic)
             blanked = _blank_statement(work, exc.line, exc.column)
             if blanked == work:
                 break
             work = blanked
             continue
-        if diagnostics:
-            break
-        try:
-            return ParseResult(_Builder(path, comments).file(tree), ())
-        except _TokenError as exc:
-            return ParseResult(None, (exc.diagnostic,))
-    return ParseResult(None, tuple(diagnostics))
+        break
+    return tuple(diagnostics)
 
 
-def _parse(text: str, comments: list[Token]) -> Tree[Token]:
-    # lexer_callbacks are fixed at construction, so collect comments by re-lexing instead.
-    tree = _positions(grammar().parse(text))
-    comments.extend(_COMMENT.finditer_tokens(text))
-    return tree
+# `#` comments outside strings.
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
 
-class _CommentScanner:
-    """Finds `#` comments outside strings, with their positions."""
-
-    _pattern = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
-
-    def finditer_tokens(self, text: str) -> list[Token]:
-        out = []
-        for m in self._pattern.finditer(text):
-            if m.group().startswith("#"):
-                line = text.count("\n", 0, m.start()) + 1
-                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-                out.append(
-                    Token(
-                        "COMMENT",
-                        m.group(),
-                        start_pos=m.start(),
-                        line=line,
-                        column=col,
-                        end_line=line,
-                        end_column=col + len(m.group()),
-                    )
-                )
-        return out
-
-
-_COMMENT = _CommentScanner()
+def _comments(text: str, path: str) -> tuple[nodes.Comment, ...]:
+    out = []
+    for m in _COMMENT_OR_STRING.finditer(text):
+        if m.group().startswith("#"):
+            line = text.count("\n", 0, m.start()) + 1
+            column = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            span = Span(path, line, column, line, column + len(m.group()))
+            out.append(nodes.Comment(m.group(), span))
+    return tuple(out)
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
@@ -197,6 +168,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic
         pos = exc.pos_in_stream or 0
         found = text[pos : pos + 1]
         message = f"unexpected character {found!r}"
+        if found == "@":
+            message += ': an annotation is written @id("rule-id")'
         width = 1
         suggestion = None
     elif isinstance(exc, UnexpectedToken | UnexpectedEOF):
@@ -301,196 +274,288 @@ def _block_end(lines: list[str], start: int) -> int:
     return len(lines)
 
 
-class _TokenError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
-        self.diagnostic = diagnostic
+class _Part(NamedTuple):
+    """A piece of a rule that is not a node of its own (its method list, its `when`
+    condition, a parenthesised condition ...), with the span it covers."""
+
+    kind: str
+    value: Any
+    span: Span
 
 
-class _Builder:
-    """Turns lark's tree into ``nodes``; rejects bad token contents (string escapes)."""
+_Item = Any  # what a callback receives: a Token, a node or _Part (all have a span), None
 
-    def __init__(self, path: str, comments: list[Token]):
+
+class _NodeBuilder:
+    """lark's callbacks, one per grammar rule (or alias): each turns the children of a
+    reduction into ``nodes``; every node's span runs from its first token to its last.
+
+    Keywords and punctuation arrive as tokens too (``keep_all_tokens``): they give spans.
+    A bad escape in a string is kept, not raised, so that a file with syntax errors
+    reports those rather than the first bad string before them.
+    """
+
+    def __init__(self) -> None:
+        self.path = "<policy>"
+        self.escape_errors: list[Diagnostic] = []
+
+    def start_file(self, path: str) -> None:
         self.path = path
-        self.comments = comments
+        self.escape_errors = []
 
-    def span(self, item: Tree[Token] | Token) -> Span:
-        if isinstance(item, Token):
-            return Span(
-                self.path,
-                item.line or 0,
-                item.column or 0,
-                item.end_line or item.line or 0,
-                item.end_column or item.column or 0,
-            )
-        m = item.meta
-        return Span(self.path, m.line, m.column, m.end_line, m.end_column)
+    # --- spans and tokens
 
-    def text(self, token: Token) -> nodes.Text:
-        return nodes.Text(str(token), self.span(token))
+    def _span(self, items: list[_Item]) -> Span:
+        first, last = items[0], items[-1]
+        if first is None:  # an absent optional part: only `audit` can lead
+            first = next(x for x in items if x is not None)
+        if last is None:
+            last = next(x for x in reversed(items) if x is not None)
+        start: Any = getattr(first, "span", first)  # a node or part, or a token
+        end: Any = getattr(last, "span", last)
+        return Span(self.path, start.line, start.column, end.end_line, end.end_column)
 
-    def string(self, token: Token) -> nodes.Text:
-        if "\\" not in token:  # no escapes: the common case needs no decoder
-            return nodes.Text(token[1:-1], self.span(token))
+    def _token_span(self, token: _Item) -> Span:
+        return Span(self.path, token.line, token.column, token.end_line, token.end_column)
+
+    def _text(self, token: Token) -> nodes.Text:
+        return nodes.Text(token.value, self._token_span(token))
+
+    def _string(self, token: Token) -> nodes.Text:
+        return nodes.Text(
+            self._unquote(token.value, self._token_span(token)), self._token_span(token)
+        )
+
+    def _unquote(self, quoted: str, span: Span) -> str:
+        if "\\" not in quoted:  # no escapes: the common case needs no decoder
+            return quoted[1:-1]
         try:
-            value = json.loads(str(token))
+            return cast(str, json.loads(quoted))
         except json.JSONDecodeError:
-            raise _TokenError(
+            self.escape_errors.append(
                 Diagnostic(
                     "syntax",
                     "invalid escape in string",
-                    self.span(token),
+                    span,
                     help='strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX',
                 )
-            ) from None
-        return nodes.Text(cast(str, value), self.span(token))
+            )
+            return quoted[1:-1]
 
-    def file(self, tree: Tree[Token]) -> nodes.PolicyFile:
-        trust_domains: list[nodes.Text] = []
-        sets: list[nodes.PrincipalSet] = []
-        services: list[nodes.ServiceBlock] = []
-        for child in tree.children:
-            assert isinstance(child, Tree)
-            if child.data == "trust_domain":
-                trust_domains.append(self.string(cast(Token, child.children[0])))
-            elif child.data == "principal_set":
-                name, *members = child.children
-                sets.append(
-                    nodes.PrincipalSet(
-                        self.text(cast(Token, name)),
-                        tuple(self.source(cast(Tree[Token], m)) for m in members if m is not None),
-                        self.span(child),
-                    )
-                )
-            else:
-                services.append(self.service(child))
-        comments = tuple(nodes.Comment(str(c), self.span(c)) for c in self.comments)
+    def _named(self, items: list[_Item], kinds: frozenset[str]) -> list[Token]:
+        return [x for x in items if getattr(x, "type", None) in kinds]
+
+    # --- declarations
+
+    def start(self, items: list[_Item]) -> nodes.PolicyFile:
+        trust_domains = [x.value for x in items if isinstance(x, _Part)]
         return nodes.PolicyFile(
             path=self.path,
             trust_domain=trust_domains[0] if trust_domains else None,
-            principal_sets=tuple(sets),
-            services=tuple(services),
-            comments=comments,
+            principal_sets=tuple(x for x in items if isinstance(x, nodes.PrincipalSet)),
+            services=tuple(x for x in items if isinstance(x, nodes.ServiceBlock)),
+            comments=(),
             extra_trust_domains=tuple(trust_domains[1:]),
         )
 
-    def service(self, tree: Tree[Token]) -> nodes.ServiceBlock:
-        audit, name, port, *items = tree.children
-        default: nodes.Text | None = None
-        rules: list[nodes.Rule] = []
-        for item in items:
-            assert isinstance(item, Tree)
-            if item.data == "default_decision":
-                default = self.text(cast(Token, item.children[0]))
-            else:
-                rules.append(self.rule(item))
+    def trust_domain(self, items: list[_Item]) -> _Part:
+        return _Part("trust_domain", self._string(items[1]), self._span(items))
+
+    def principal_set(self, items: list[_Item]) -> nodes.PrincipalSet:
+        members = tuple(x for x in items[4:] if isinstance(x, nodes.SourceTerm))
+        return nodes.PrincipalSet(self._text(items[1]), members, self._span(items))
+
+    def service(self, items: list[_Item]) -> nodes.ServiceBlock:
+        audit, _, name, port = items[:4]
+        defaults = [x.value for x in items[5:-1] if isinstance(x, _Part)]
         return nodes.ServiceBlock(
-            name=self.text(cast(Token, name)),
-            port=self.text(cast(Token, port.children[0])) if isinstance(port, Tree) else None,
+            name=self._text(name),
+            port=port.value if port is not None else None,
             audit=audit is not None,
-            default=default,
-            rules=tuple(rules),
-            span=self.span(tree),
+            default=defaults[-1] if defaults else None,
+            rules=tuple(x for x in items[5:-1] if isinstance(x, nodes.Rule)),
+            span=self._span(items),
         )
 
-    def rule(self, tree: Tree[Token]) -> nodes.Rule:
-        children = list(tree.children)
-        annotations = [c for c in children if isinstance(c, Tree) and c.data == "annotation"]
-        rest = children[len(annotations) :]
-        audit, effect, methods, paths, hosts, ports, sources, when, unless = rest
-        rule_id = None
-        if annotations:
-            # Several @id annotations: the checker reports it; keep the first.
-            rule_id = self.string(cast(Token, annotations[0].children[0]))
-        method_tokens = cast(Tree[Token], methods).children
-        method_list: tuple[nodes.Text, ...] | None
-        if len(method_tokens) == 1 and cast(Token, method_tokens[0]).type == "ANY_METHOD":
-            method_list = None
-        else:
-            method_list = tuple(self.text(cast(Token, t)) for t in method_tokens)
+    def service_port(self, items: list[_Item]) -> _Part:
+        return _Part("port", self._text(items[1]), self._span(items))
+
+    def default_decision(self, items: list[_Item]) -> _Part:
+        return _Part("default", self._text(items[1]), self._span(items))
+
+    # --- rules
+
+    def rule(self, items: list[_Item]) -> nodes.Rule:
+        annotations = [x for x in items if isinstance(x, _Part) and x.kind == "annotation"]
+        audit, effect, methods, paths, hosts, ports, sources, when, unless = items[
+            len(annotations) :
+        ]
         return nodes.Rule(
-            effect=cast(Any, str(effect)),
+            effect=cast(Any, effect.value),
             audit=audit is not None,
-            rule_id=rule_id,
-            methods=method_list,
-            paths=self._tokens(paths, self.text),
-            hosts=self._tokens(hosts, self.string),
-            ports=self._tokens(ports, self.text),
-            sources=tuple(self.source(cast(Tree[Token], s)) for s in sources.children)
-            if isinstance(sources, Tree)
-            else (),
-            when=self.condition(cast(Tree[Token], when.children[0]))
-            if isinstance(when, Tree)
-            else None,
-            unless=self.condition(cast(Tree[Token], unless.children[0]))
-            if isinstance(unless, Tree)
-            else None,
-            span=self.span(tree),
+            # Several @id annotations: the checker reports it; keep the first.
+            rule_id=annotations[0].value if annotations else None,
+            methods=methods.value,
+            paths=paths.value if paths is not None else (),
+            hosts=hosts.value if hosts is not None else (),
+            ports=ports.value if ports is not None else (),
+            sources=sources.value if sources is not None else (),
+            when=when.value if when is not None else None,
+            unless=unless.value if unless is not None else None,
+            span=self._span(items),
         )
 
-    def _tokens(
-        self, tree: Tree[Token] | Token | None, conv: Callable[[Token], nodes.Text]
-    ) -> tuple[nodes.Text, ...]:
-        if not isinstance(tree, Tree):
-            return ()
-        return tuple(conv(cast(Token, t)) for t in tree.children)
+    def annotation(self, items: list[_Item]) -> _Part:
+        # One token, `@id("...")`: the id's span is that of its quoted string.
+        token = items[0]
+        offset = token.value.index('"')
+        quoted = token.value[offset : token.value.rindex('"') + 1]
+        column = token.column + offset
+        span = Span(self.path, token.line, column, token.line, column + len(quoted))
+        rule_id = nodes.Text(self._unquote(quoted, span), span)
+        return _Part("annotation", rule_id, self._token_span(token))
 
-    def source(self, tree: Tree[Token]) -> nodes.SourceTerm:
-        kind = tree.data.removeprefix("source_")
+    def methods(self, items: list[_Item]) -> _Part:
+        if items[0].type == "ANY_METHOD":
+            return _Part("methods", None, self._span(items))
+        tokens = self._named(items, _METHOD)
+        return _Part("methods", tuple(map(self._text, tokens)), self._span(items))
+
+    def paths(self, items: list[_Item]) -> _Part:
+        tokens = self._named(items, _PATH)
+        return _Part("paths", tuple(map(self._text, tokens)), self._span(items))
+
+    def hosts(self, items: list[_Item]) -> _Part:
+        tokens = self._named(items, _STRING)
+        return _Part("hosts", tuple(map(self._string, tokens)), self._span(items))
+
+    def ports(self, items: list[_Item]) -> _Part:
+        tokens = self._named(items, _PORT)
+        return _Part("ports", tuple(map(self._text, tokens)), self._span(items))
+
+    def sources(self, items: list[_Item]) -> _Part:
+        terms = tuple(x for x in items if isinstance(x, nodes.SourceTerm))
+        return _Part("sources", terms, self._span(items))
+
+    # --- sources: the keyword (if any), then the value (if any)
+
+    def _source(self, kind: nodes.SourceKind, items: list[_Item]) -> nodes.SourceTerm:
         value: str | None = None
-        if tree.children:
-            token = cast(Token, tree.children[0])
-            value = self.string(token).value if token.type == "STRING" else str(token)
-        return nodes.SourceTerm(cast(Any, kind), value, self.span(tree))
+        last = items[-1]
+        if last.type == "STRING":
+            value = self._unquote(last.value, self._token_span(last))
+        elif last.type == "NAME":
+            value = last.value
+        return nodes.SourceTerm(kind, value, self._span(items))
 
-    def condition(self, tree: Tree[Token]) -> nodes.Condition:
-        kind = tree.data
-        span = self.span(tree)
-        c = tree.children
-        if kind == "and_":
-            return nodes.And(self.condition(_t(c[0])), self.condition(_t(c[1])), span)
-        if kind == "or_":
-            return nodes.Or(self.condition(_t(c[0])), self.condition(_t(c[1])), span)
-        if kind == "not_":
-            return nodes.Not(self.condition(_t(c[0])), span)
-        if kind == "has":
-            return nodes.Has(self.attribute(_t(c[0])), span)
-        if kind == "compare":
-            op = cast(Any, str(c[1]))
-            return nodes.Compare(op, self.attribute(_t(c[0])), self.literal(c[2]), span)
-        if kind == "matches":
-            pattern = self.string(cast(Token, c[1]))
-            return nodes.Compare(
-                "matches",
-                self.attribute(_t(c[0])),
-                nodes.Literal_(pattern.value, pattern.span),
-                span,
-            )
-        op = {"in_": "in", "contains": "contains", "within": "within"}[kind]
-        return nodes.Compare(cast(Any, op), self.attribute(_t(c[0])), self.literal(c[1]), span)
+    def source_id(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("id", items)
 
-    def attribute(self, tree: Tree[Token]) -> nodes.Attribute:
+    def source_namespace(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("namespace", items)
+
+    def source_sa(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("sa", items)
+
+    def source_trust_domain(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("trust_domain", items)
+
+    def source_cidr(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("cidr", items)
+
+    def source_any(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("any", items)
+
+    def source_authenticated(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("authenticated", items)
+
+    def source_unauthenticated(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("unauthenticated", items)
+
+    def source_set(self, items: list[_Item]) -> nodes.SourceTerm:
+        return self._source("set", items)
+
+    # --- conditions
+
+    def when(self, items: list[_Item]) -> _Part:
+        return _Part("when", _condition(items[1]), self._span(items))
+
+    def unless(self, items: list[_Item]) -> _Part:
+        return _Part("unless", _condition(items[1]), self._span(items))
+
+    def atom(self, items: list[_Item]) -> _Part:
+        # "(" condition ")": the condition keeps its own span; what holds it counts the
+        # parentheses too.
+        return _Part("parenthesised", _condition(items[1]), self._span(items))
+
+    def or_(self, items: list[_Item]) -> nodes.Or:
+        return nodes.Or(_condition(items[0]), _condition(items[2]), self._span(items))
+
+    def and_(self, items: list[_Item]) -> nodes.And:
+        return nodes.And(_condition(items[0]), _condition(items[2]), self._span(items))
+
+    def not_(self, items: list[_Item]) -> nodes.Not:
+        return nodes.Not(_condition(items[1]), self._span(items))
+
+    def has(self, items: list[_Item]) -> nodes.Has:
+        return nodes.Has(items[1], self._span(items))
+
+    def compare(self, items: list[_Item]) -> nodes.Compare:
+        return nodes.Compare(items[1].value, items[0], items[2], self._span(items))
+
+    def _operator(self, op: nodes.CompareOp, items: list[_Item]) -> nodes.Compare:
+        return nodes.Compare(op, items[0], items[2], self._span(items))
+
+    def in_(self, items: list[_Item]) -> nodes.Compare:
+        return self._operator("in", items)
+
+    def contains(self, items: list[_Item]) -> nodes.Compare:
+        return self._operator("contains", items)
+
+    def within(self, items: list[_Item]) -> nodes.Compare:
+        return self._operator("within", items)
+
+    def matches(self, items: list[_Item]) -> nodes.Compare:
+        pattern = self._string(items[2])
+        return nodes.Compare(
+            "matches", items[0], nodes.Literal_(pattern.value, pattern.span), self._span(items)
+        )
+
+    def attribute(self, items: list[_Item]) -> nodes.Attribute:
         parts = []
-        for token in tree.children:
-            tok = cast(Token, token)
-            parts.append(self.string(tok).value if tok.type == "STRING" else str(tok))
-        return nodes.Attribute(tuple(parts), self.span(tree))
+        for token in self._named(items, _ATTRIBUTE_PART):
+            if token.type == "STRING":
+                parts.append(self._unquote(token.value, self._token_span(token)))
+            else:
+                parts.append(token.value)
+        return nodes.Attribute(tuple(parts), self._span(items))
 
-    def literal(self, item: Tree[Token] | Token) -> nodes.Literal_:
-        tree = _t(item)
-        span = self.span(tree)
-        if tree.data == "string":
-            return nodes.Literal_(self.string(cast(Token, tree.children[0])).value, span)
-        if tree.data == "number":
-            raw = str(tree.children[0])
-            return nodes.Literal_(float(raw) if "." in raw else int(raw), span)
-        if tree.data == "true":
-            return nodes.Literal_(True, span)
-        if tree.data == "false":
-            return nodes.Literal_(False, span)
-        items = tuple(self.literal(x) for x in tree.children if x is not None)
-        return nodes.Literal_(items, span)
+    # --- literals
+
+    def string(self, items: list[_Item]) -> nodes.Literal_:
+        return nodes.Literal_(self._string(items[0]).value, self._span(items))
+
+    def number(self, items: list[_Item]) -> nodes.Literal_:
+        raw = items[0].value
+        return nodes.Literal_(float(raw) if "." in raw else int(raw), self._span(items))
+
+    def true(self, items: list[_Item]) -> nodes.Literal_:
+        return nodes.Literal_(True, self._span(items))
+
+    def false(self, items: list[_Item]) -> nodes.Literal_:
+        return nodes.Literal_(False, self._span(items))
+
+    def list(self, items: list[_Item]) -> nodes.Literal_:
+        values = tuple(x for x in items if isinstance(x, nodes.Literal_))
+        return nodes.Literal_(values, self._span(items))
 
 
-def _t(item: object) -> Tree[Token]:
-    assert isinstance(item, Tree)
-    return item
+def _condition(item: nodes.Condition | _Part) -> nodes.Condition:
+    return cast(nodes.Condition, item.value) if isinstance(item, _Part) else item
+
+
+_METHOD = frozenset({"METHOD"})
+_PATH = frozenset({"PATH"})
+_STRING = frozenset({"STRING"})
+_PORT = frozenset({"PORT_NUMBER"})
+_ATTRIBUTE_PART = frozenset({"NAME", "STRING"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 _ESCAPE = re.compile(r"%(.{0,2})", re.DOTALL)
@@ -115,6 +116,7 @@ class PathPatternError(ValueError):
     pass
 
 
+@lru_cache(maxsize=1 << 16)  # the same few templates recur across services and rules
 def parse_path_pattern(text: str) -> PathPattern:
     """Parse a pattern as written in a policy; raises :class:`PathPatternError`."""
     if not text.startswith("/"):

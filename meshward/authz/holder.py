@@ -22,6 +22,7 @@ from pathlib import Path
 from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_texts
 from meshward.policy.bundle import BundleError
 from meshward.policy.diagnostics import render_human
+from meshward.policy.gc_pause import paused_gc
 from meshward.policy.loader import ParseCache, load_bundle, policy_files
 
 from .settings import PolicySettings
@@ -165,16 +166,13 @@ def _beside_the_hot_path() -> Iterator[None]:
     among them) are frozen into the permanent generation, so the collector never rescans
     long-lived policy data while serving; refcounting still frees a replaced policy."""
     interval = sys.getswitchinterval()
-    collecting = gc.isenabled()
     sys.setswitchinterval(min(interval, COMPILE_SWITCH_INTERVAL))
-    gc.disable()
     try:
-        yield
+        with paused_gc():
+            yield
     finally:
         sys.setswitchinterval(interval)
         gc.freeze()
-        if collecting:
-            gc.enable()
 
 
 def _since(started: float) -> float:

@@ -26,11 +26,7 @@ from meshward.ca.rotation import RenewalPolicy, Rotator
 from meshward.ca.sds_files import write_envoy_sds_configs, write_svid_files
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
-from meshward.ca_service.api import BOOTSTRAP_AUDIENCE, create_app
-from meshward.ca_service.metrics import CaMetrics
 from meshward.ca_service.options import parse_duration, parse_socket, parse_workload
-from meshward.ca_service.service import RotationService
-from meshward.ca_service.workload_api import start_workload_api
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -109,6 +105,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
+    from meshward.ca_service.api import BOOTSTRAP_AUDIENCE
+
     ca = _open(args)
     if args.bootstrap_token or args.jwt:
         audience = [BOOTSTRAP_AUDIENCE] if args.bootstrap_token else args.audience
@@ -188,6 +186,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # The servers' frameworks load only for the command that runs them: every other
+    # command (a lint in CI, say) starts without them.
+    from meshward.ca_service.api import create_app
+    from meshward.ca_service.metrics import CaMetrics
+    from meshward.ca_service.service import RotationService
+    from meshward.ca_service.workload_api import start_workload_api
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ca = _open(args)
     metrics = CaMetrics()

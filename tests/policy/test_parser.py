@@ -1,9 +1,18 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
+from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meshward.policy import parser
 from meshward.policy.diagnostics import SourceSet, render_human
 from meshward.policy.parser import parse
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 
 
 def errors(text: str):
@@ -102,3 +111,65 @@ def test_invalid_string_escape_is_a_syntax_error():
     (d,) = errors('trust_domain "a\\qb"\n')
     assert d.message == "invalid escape in string"
     assert d.span.line == 1
+
+
+def test_a_malformed_id_annotation_says_how_to_write_one():
+    (d,) = errors("service a {\n  @id(r7)\n  allow *\n}\n")
+    assert (d.span.line, d.span.column) == (2, 3)
+    assert '@id("rule-id")' in d.message
+
+
+def test_an_id_annotation_spans_its_string_and_the_rule_starts_at_the_annotation():
+    result = parse('service a {\n  @id ( "r1" )  allow *\n}\n', "p.policy")
+    assert result.file is not None
+    rule = result.file.services[0].rules[0]
+    assert rule.rule_id is not None and rule.rule_id.value == "r1"
+    assert (rule.rule_id.span.line, rule.rule_id.span.column) == (2, 9)
+    assert rule.rule_id.span.end_column == 13
+    assert (rule.span.line, rule.span.column) == (2, 3)
+
+
+def test_a_bad_escape_after_a_syntax_error_reports_the_syntax_error():
+    (d,) = errors('service a {\n  alow *\n  allow * from "\\q"\n}\n')
+    assert d.message == "unexpected `alow`"
+
+
+def test_parenthesised_conditions_count_for_the_span_of_what_holds_them():
+    result = parse('service a {\n  allow * when (jwt.a == "b")\n}\n', "p.policy")
+    assert result.file is not None
+    rule = result.file.services[0].rules[0]
+    assert rule.when is not None and rule.when.span.column == 17  # inside the parentheses
+    assert rule.span.end_column == 30  # after the closing one
+
+
+plain_and_compiled = pytest.mark.skipif(
+    parser._compiled_node_parser() is None, reason="lark-cython is not installed here"
+)
+
+
+@plain_and_compiled
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_compiled_plugin_builds_exactly_what_plain_lark_builds(
+    data: st.DataObject, gen: Any
+) -> None:
+    texts = data.draw(gen.policy_texts)
+    compiled = parser._compiled_node_parser()
+    assert compiled is not None
+    for name, text in texts.items():
+        assert parser._build(compiled, text, name) == parser._build(
+            parser._node_parser(), text, name
+        )
+
+
+@plain_and_compiled
+def test_the_compiled_plugin_builds_the_examples_exactly_as_plain_lark() -> None:
+    compiled = parser._compiled_node_parser()
+    assert compiled is not None
+    paths = sorted(EXAMPLES.rglob("*.policy"))
+    assert paths
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        assert parser._build(compiled, text, str(path)) == parser._build(
+            parser._node_parser(), text, str(path)
+        )
