@@ -151,6 +151,8 @@ _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
 
 def _comments(text: str, path: str) -> tuple[nodes.Comment, ...]:
+    if "#" not in text:
+        return ()
     out = []
     for m in _COMMENT_OR_STRING.finditer(text):
         if m.group().startswith("#"):
@@ -386,56 +388,58 @@ class _NodeBuilder:
     # --- rules
 
     def rule(self, items: list[_Item]) -> nodes.Rule:
-        annotations = [x for x in items if isinstance(x, _Part) and x.kind == "annotation"]
-        audit, effect, methods, paths, hosts, ports, sources, when, unless = items[
-            len(annotations) :
-        ]
+        # The parts are inlined: tokens (and condition nodes) in the order written. A
+        # part's keyword opens its section; before any, the head: id, effect, methods,
+        # paths.
+        rule_id: nodes.Text | None = None
+        audit = effect = None
+        methods: list[nodes.Text] | None = []
+        paths: list[nodes.Text] = []
+        sections: dict[str, list[_Item]] = {}
+        current: list[_Item] | None = None
+        for item in items:
+            kind = getattr(item, "type", None)  # a condition node has none
+            if kind in _SECTION_KEYWORDS:
+                current = sections[kind] = []
+            elif current is not None:
+                current.append(item)
+            elif kind == "METHOD":
+                cast(list[nodes.Text], methods).append(self._text(item))
+            elif kind == "PATH":
+                paths.append(self._text(item))
+            elif kind == "ANNOTATION":
+                # Several @id annotations: the checker reports it; keep the first.
+                rule_id = rule_id or self._rule_id(item)
+            elif kind == "EFFECT":
+                effect = item
+            elif kind == "ANY_METHOD":
+                methods = None
+            elif kind == "AUDIT":
+                audit = item
+        hosts = sections.get("HOST", ())
+        ports = sections.get("PORT", ())
+        when, unless = sections.get("WHEN"), sections.get("UNLESS")
         return nodes.Rule(
-            effect=cast(Any, effect.value),
+            effect=cast(Any, cast(Token, effect).value),
             audit=audit is not None,
-            # Several @id annotations: the checker reports it; keep the first.
-            rule_id=annotations[0].value if annotations else None,
-            methods=methods.value,
-            paths=paths.value if paths is not None else (),
-            hosts=hosts.value if hosts is not None else (),
-            ports=ports.value if ports is not None else (),
-            sources=sources.value if sources is not None else (),
-            when=when.value if when is not None else None,
-            unless=unless.value if unless is not None else None,
+            rule_id=rule_id,
+            methods=tuple(methods) if methods is not None else None,
+            paths=tuple(paths),
+            hosts=tuple(self._string(t) for t in hosts if t.type == "STRING"),
+            ports=tuple(self._text(t) for t in ports if t.type == "PORT_NUMBER"),
+            sources=tuple(x for x in sections.get("FROM", ()) if isinstance(x, nodes.SourceTerm)),
+            when=_condition(when[0]) if when else None,
+            unless=_condition(unless[0]) if unless else None,
             span=self._span(items),
         )
 
-    def annotation(self, items: list[_Item]) -> _Part:
+    def _rule_id(self, token: _Item) -> nodes.Text:
         # One token, `@id("...")`: the id's span is that of its quoted string.
-        token = items[0]
         offset = token.value.index('"')
         quoted = token.value[offset : token.value.rindex('"') + 1]
         column = token.column + offset
         span = Span(self.path, token.line, column, token.line, column + len(quoted))
-        rule_id = nodes.Text(self._unquote(quoted, span), span)
-        return _Part("annotation", rule_id, self._token_span(token))
-
-    def methods(self, items: list[_Item]) -> _Part:
-        if items[0].type == "ANY_METHOD":
-            return _Part("methods", None, self._span(items))
-        tokens = self._named(items, _METHOD)
-        return _Part("methods", tuple(map(self._text, tokens)), self._span(items))
-
-    def paths(self, items: list[_Item]) -> _Part:
-        tokens = self._named(items, _PATH)
-        return _Part("paths", tuple(map(self._text, tokens)), self._span(items))
-
-    def hosts(self, items: list[_Item]) -> _Part:
-        tokens = self._named(items, _STRING)
-        return _Part("hosts", tuple(map(self._string, tokens)), self._span(items))
-
-    def ports(self, items: list[_Item]) -> _Part:
-        tokens = self._named(items, _PORT)
-        return _Part("ports", tuple(map(self._text, tokens)), self._span(items))
-
-    def sources(self, items: list[_Item]) -> _Part:
-        terms = tuple(x for x in items if isinstance(x, nodes.SourceTerm))
-        return _Part("sources", terms, self._span(items))
+        return nodes.Text(self._unquote(quoted, span), span)
 
     # --- sources: the keyword (if any), then the value (if any)
 
@@ -476,12 +480,6 @@ class _NodeBuilder:
         return self._source("set", items)
 
     # --- conditions
-
-    def when(self, items: list[_Item]) -> _Part:
-        return _Part("when", _condition(items[1]), self._span(items))
-
-    def unless(self, items: list[_Item]) -> _Part:
-        return _Part("unless", _condition(items[1]), self._span(items))
 
     def atom(self, items: list[_Item]) -> _Part:
         # "(" condition ")": the condition keeps its own span; what holds it counts the
@@ -554,8 +552,5 @@ def _condition(item: nodes.Condition | _Part) -> nodes.Condition:
     return cast(nodes.Condition, item.value) if isinstance(item, _Part) else item
 
 
-_METHOD = frozenset({"METHOD"})
-_PATH = frozenset({"PATH"})
-_STRING = frozenset({"STRING"})
-_PORT = frozenset({"PORT_NUMBER"})
+_SECTION_KEYWORDS = frozenset({"HOST", "PORT", "FROM", "WHEN", "UNLESS"})
 _ATTRIBUTE_PART = frozenset({"NAME", "STRING"})
