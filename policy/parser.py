@@ -1,7 +1,9 @@
 """Source text to syntax tree: the lark grammar, people-grade syntax errors, comments.
 
-The parser reports every syntax error of a file it can reach in one run: after an error
-it blanks out the broken statement (keeping line and column positions) and parses again.
+A text that parses is turned into ``nodes`` while lark reduces it (no lark tree is
+built). A text that does not is parsed again for its errors: every syntax error lark can
+reach is reported in one run, since after each one the broken statement is blanked out
+(keeping line and column positions) and the text parsed again.
 """
 
 from __future__ import annotations
@@ -441,43 +443,18 @@ class _NodeBuilder:
         span = Span(self.path, token.line, column, token.line, column + len(quoted))
         return nodes.Text(self._unquote(quoted, span), span)
 
-    # --- sources: the keyword (if any), then the value (if any)
+    # --- sources
 
-    def _source(self, kind: nodes.SourceKind, items: list[_Item]) -> nodes.SourceTerm:
+    def source(self, items: list[_Item]) -> nodes.SourceTerm:
+        # The first token says the kind (a keyword, or a bare ID or set name); the
+        # last one, if a string or a name, is the value.
+        first, last = items[0], items[-1]
         value: str | None = None
-        last = items[-1]
         if last.type == "STRING":
             value = self._unquote(last.value, self._token_span(last))
         elif last.type == "NAME":
             value = last.value
-        return nodes.SourceTerm(kind, value, self._span(items))
-
-    def source_id(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("id", items)
-
-    def source_namespace(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("namespace", items)
-
-    def source_sa(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("sa", items)
-
-    def source_trust_domain(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("trust_domain", items)
-
-    def source_cidr(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("cidr", items)
-
-    def source_any(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("any", items)
-
-    def source_authenticated(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("authenticated", items)
-
-    def source_unauthenticated(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("unauthenticated", items)
-
-    def source_set(self, items: list[_Item]) -> nodes.SourceTerm:
-        return self._source("set", items)
+        return nodes.SourceTerm(_SOURCE_KINDS[first.type], value, self._span(items))
 
     # --- conditions
 
@@ -553,4 +530,15 @@ def _condition(item: nodes.Condition | _Part) -> nodes.Condition:
 
 
 _SECTION_KEYWORDS = frozenset({"HOST", "PORT", "FROM", "WHEN", "UNLESS"})
+_SOURCE_KINDS: dict[str, nodes.SourceKind] = {
+    "STRING": "id",
+    "NAME": "set",
+    "NAMESPACE": "namespace",
+    "SA": "sa",
+    "TRUST_DOMAIN": "trust_domain",
+    "IP": "cidr",
+    "ANY": "any",
+    "AUTHENTICATED": "authenticated",
+    "UNAUTHENTICATED": "unauthenticated",
+}
 _ATTRIBUTE_PART = frozenset({"NAME", "STRING"})
