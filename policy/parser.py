@@ -9,6 +9,7 @@ reach is reported in one run, since after each one the broken statement is blank
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -20,6 +21,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import nodes
 from .diagnostics import Diagnostic, Span, did_you_mean
+
+log = logging.getLogger("meshward.policy.parser")
 
 # Words for the grammar's terminals, so errors never show lark's token names.
 _TERMINAL_WORDS = {
@@ -110,6 +113,8 @@ def parse(text: str, path: str = "<policy>") -> ParseResult:
                 if errors:
                     return ParseResult(None, errors)
                 # Plain lark accepts what the plugin refused: trust lark.
+            except Exception:  # a fault of the plugin itself: plain lark decides
+                log.warning("lark-cython failed on %s; parsing it with plain lark", path)
         try:
             return _build(_node_parser(), text, path)
         except UnexpectedInput as exc:

@@ -173,3 +173,19 @@ def test_the_compiled_plugin_builds_the_examples_exactly_as_plain_lark() -> None
         assert parser._build(compiled, text, str(path)) == parser._build(
             parser._node_parser(), text, str(path)
         )
+
+
+def test_a_fault_in_the_compiled_plugin_falls_back_to_plain_lark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Broken:
+        class options:  # like Lark.options
+            transformer = parser._NodeBuilder()
+
+        def parse(self, text: str) -> None:
+            raise RuntimeError("plugin fault")
+
+    monkeypatch.setattr(parser, "_compiled_node_parser", lambda: Broken())
+    result = parse("service a {\n  allow GET /x\n}\n", "p.policy")
+    assert result.diagnostics == () and result.file is not None
+    assert result.file.services[0].rules[0].paths[0].value == "/x"
