@@ -126,8 +126,8 @@ def _build(parser: Lark, text: str, path: str) -> ParseResult:
     builder = cast(_NodeBuilder, parser.options.transformer)
     builder.start_file(path)
     file = cast(nodes.PolicyFile, parser.parse(text))
-    if builder.escape_errors:
-        return ParseResult(None, (builder.escape_errors[0],))
+    if builder.token_errors:
+        return ParseResult(None, (builder.token_errors[0],))
     return ParseResult(replace(file, comments=_comments(text, path)), ())
 
 
@@ -300,17 +300,18 @@ class _NodeBuilder:
     reduction into ``nodes``; every node's span runs from its first token to its last.
 
     Keywords and punctuation arrive as tokens too (``keep_all_tokens``): they give spans.
-    A bad escape in a string is kept, not raised, so that a file with syntax errors
-    reports those rather than the first bad string before them.
+    A token that parses but cannot be accepted (a bad escape in a string, a second
+    ``@id`` on a rule) is kept in ``token_errors``, not raised, so that a file with
+    syntax errors reports those rather than the first such token before them.
     """
 
     def __init__(self) -> None:
         self.path = "<policy>"
-        self.escape_errors: list[Diagnostic] = []
+        self.token_errors: list[Diagnostic] = []
 
     def start_file(self, path: str) -> None:
         self.path = path
-        self.escape_errors = []
+        self.token_errors = []
 
     # --- spans and tokens
 
@@ -331,9 +332,8 @@ class _NodeBuilder:
         return nodes.Text(token.value, self._token_span(token))
 
     def _string(self, token: Token) -> nodes.Text:
-        return nodes.Text(
-            self._unquote(token.value, self._token_span(token)), self._token_span(token)
-        )
+        span = self._token_span(token)
+        return nodes.Text(self._unquote(token.value, span), span)
 
     def _unquote(self, quoted: str, span: Span) -> str:
         if "\\" not in quoted:  # no escapes: the common case needs no decoder
@@ -341,7 +341,7 @@ class _NodeBuilder:
         try:
             return cast(str, json.loads(quoted))
         except json.JSONDecodeError:
-            self.escape_errors.append(
+            self.token_errors.append(
                 Diagnostic(
                     "syntax",
                     "invalid escape in string",
@@ -415,8 +415,17 @@ class _NodeBuilder:
             elif kind == "PATH":
                 paths.append(self._text(item))
             elif kind == "ANNOTATION":
-                # Several @id annotations: the checker reports it; keep the first.
-                rule_id = rule_id or self._rule_id(item)
+                if rule_id is None:
+                    rule_id = self._rule_id(item)
+                else:
+                    self.token_errors.append(
+                        Diagnostic(
+                            "syntax",
+                            "a rule has one @id; this is a second one",
+                            self._token_span(item),
+                            help="keep one id per rule",
+                        )
+                    )
             elif kind == "EFFECT":
                 effect = item
             elif kind == "ANY_METHOD":

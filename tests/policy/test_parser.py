@@ -189,3 +189,9 @@ def test_a_fault_in_the_compiled_plugin_falls_back_to_plain_lark(
     result = parse("service a {\n  allow GET /x\n}\n", "p.policy")
     assert result.diagnostics == () and result.file is not None
     assert result.file.services[0].rules[0].paths[0].value == "/x"
+
+
+def test_a_second_id_on_a_rule_is_an_error():
+    (d,) = errors('service a {\n  @id("x") @id("y")\n  allow *\n}\n')
+    assert d.message == "a rule has one @id; this is a second one"
+    assert (d.span.line, d.span.column) == (2, 12)
