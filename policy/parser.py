@@ -284,8 +284,8 @@ def _block_end(lines: list[str], start: int) -> int:
 
 
 class _Part(NamedTuple):
-    """A piece of a rule that is not a node of its own (its method list, its `when`
-    condition, a parenthesised condition ...), with the span it covers."""
+    """A piece of the syntax that is not a node of its own (a `trust_domain` line, a
+    service's port or default, a parenthesised condition), with the span it covers."""
 
     kind: str
     value: Any
