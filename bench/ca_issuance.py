@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.backends.openssl import backend
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from meshward.ca.authority import create_root
 from meshward.ca.csr import approve_csr
@@ -36,6 +36,15 @@ from .__main__ import machine, write_section
 
 HEADING = "## CA issuance"
 TD = "bench.example"
+RAW = "raw ECDSA P-256 sign (the physical limit)"
+BARE = "bare certificate, no extensions (cryptography's floor)"
+SHAPED = "certificate with an SVID's six extensions, all prebuilt (the floor for an SVID)"
+KEYGEN = "P-256 key generation"
+KEY_PEM = "private key to PKCS#8 PEM"
+VERIFY = "ECDSA P-256 verification (what checking a CSR's signature costs)"
+FROM_CSR = "X.509-SVID from a CSR (parse, verify CSR, sign, PEM)"
+WITH_KEY = "X.509-SVID with a generated key (keygen, sign, PEM)"
+SVIDS = (FROM_CSR, WITH_KEY)
 
 
 def rates(
@@ -79,6 +88,50 @@ def measure_issuance(count: int, rounds: int) -> list[tuple[str, float]]:
     def raw_sign(_: int) -> None:
         raw_key.sign(digest_input, ec.ECDSA(hashes.SHA256()))
 
+    signature = raw_key.sign(digest_input, ec.ECDSA(hashes.SHA256()))
+
+    # The extensions every X.509-SVID carries, built once: only the certificate is timed.
+    public = raw_key.public_key()
+    extensions = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            True,
+        ),
+        (
+            x509.ExtendedKeyUsage(
+                [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            False,
+        ),
+        (x509.SubjectAlternativeName([x509.UniformResourceIdentifier(str(ids[0]))]), True),
+        (x509.SubjectKeyIdentifier.from_public_key(public), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(public), False),
+    ]
+
+    def shaped_certificate(i: int) -> None:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(bare_name)
+            .issuer_name(bare_name)
+            .public_key(public)
+            .serial_number(i + 1)
+            .not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(hours=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        builder.sign(raw_key, hashes.SHA256())
+
+    def keygen(_: int) -> None:
+        ec.generate_private_key(ec.SECP256R1())
+
+    def key_pem(_: int) -> None:
+        raw_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+
+    def verify(_: int) -> None:
+        raw_key.public_key().verify(signature, digest_input, ec.ECDSA(hashes.SHA256()))
+
     now = dt.datetime.now(dt.UTC)
     bare_name = x509.Name([])
 
@@ -101,10 +154,14 @@ def measure_issuance(count: int, rounds: int) -> list[tuple[str, float]]:
 
     return rates(
         [
-            ("raw ECDSA P-256 sign (the physical limit)", raw_sign),
-            ("bare certificate, no extensions (cryptography's floor)", bare_certificate),
-            ("X.509-SVID from a CSR (parse, verify CSR, sign, PEM)", from_csr),
-            ("X.509-SVID with a generated key (keygen, sign, PEM)", with_key),
+            (RAW, raw_sign),
+            (BARE, bare_certificate),
+            (SHAPED, shaped_certificate),
+            (KEYGEN, keygen),
+            (KEY_PEM, key_pem),
+            (VERIFY, verify),
+            (FROM_CSR, from_csr),
+            (WITH_KEY, with_key),
         ],
         count,
         rounds,
@@ -163,7 +220,8 @@ def report(
     rotation: list[tuple[str, float, float]],
     load: tuple[float, float, float],
 ) -> str:
-    raw = issuance[0][1]
+    rate = dict(issuance)
+    raw = rate[RAW]
     lines = [
         HEADING,
         "",
@@ -176,13 +234,23 @@ def report(
     ]
     for name, value in issuance:
         lines.append(f"| {name} | {value:,.0f} | {value / raw:.0%} |")
-    best = max(value for _, value in issuance[2:]) / raw
-    worst = min(value for _, value in issuance[2:]) / raw
+    best = max(rate[name] for name in SVIDS) / raw
+    worst = min(rate[name] for name in SVIDS) / raw
+    # What an issuer on this library reaches at best: the cheapest certificate with an
+    # SVID's extensions, plus what each path cannot skip (a key and its PEM, or one
+    # verification of the CSR's signature).
+    key_ceiling = 1 / (1 / rate[SHAPED] + 1 / rate[KEYGEN] + 1 / rate[KEY_PEM]) / raw
+    csr_ceiling = 1 / (1 / rate[SHAPED] + 1 / rate[VERIFY]) / raw
     lines += [
         "",
-        "The CSR path verifies the CSR's signature, and one ECDSA verification costs several "
-        "signatures; the bare certificate row is what `cryptography`'s certificate builder "
-        "costs before any SPIFFE extension, so it bounds every issuer built on it.",
+        "The bare certificate row is what `cryptography`'s certificate builder costs before "
+        "any extension; the next row adds the six extensions every X.509-SVID carries, "
+        "built once outside the loop, so it bounds every issuer of SVIDs on this library. "
+        "Add what each path cannot skip, and an issuer that did nothing else would reach "
+        f"{key_ceiling:.0%} of raw signing with a generated key (that certificate, a key, "
+        f"its PEM) and {csr_ceiling:.0%} from a CSR (that certificate and one "
+        "verification): the 40 % target is out of reach of any issuer built on "
+        "`cryptography` that does not encode certificates by hand.",
         "",
         f"Rotation of {workloads:,} workloads' SDS directories (fresh key, files flushed to "
         "disk, `..data` swap, previous version deleted), in seconds:",
@@ -201,7 +269,8 @@ def report(
         "",
         "| target | measured | |",
         "| --- | --- | --- |",
-        f"| issuance ≥ 40 % of raw signing | {worst:.0%} – {best:.0%} | "
+        f"| issuance ≥ 40 % of raw signing | {worst:.0%} – {best:.0%} (ceilings "
+        f"{csr_ceiling:.0%} – {key_ceiling:.0%}) | "
         f"{'met' if worst >= 0.4 else 'partly met' if best >= 0.4 else 'not met'} |",
         f"| rotate 10,000 workloads < 30 s | {fastest:.1f} – {slowest:.1f} s for "
         f"{workloads:,} | {verdict} |",
