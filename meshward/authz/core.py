@@ -23,7 +23,7 @@ from meshward.policy import Decision, Request, evaluate
 from meshward.policy.paths import AmbiguousPathError, canonical_path
 
 from . import tokens
-from .decision_log import DecisionLog, utc_now
+from .decision_log import DecisionLog, DecisionRecord, utc_now
 from .destination import DestinationResolver, host_port
 from .holder import PolicyHolder
 from .metrics import AuthzMetrics
@@ -132,7 +132,7 @@ class Authorizer:
             self.metrics.internal_errors.inc()
             reason = f"denied: internal error ({type(exc).__name__})"
             outcome = self._deny(decision_id, self._status, reason, RULE_INTERNAL_ERROR)
-            record = {"destination": None, "jwt": None, "audit": []}
+            record = {"destination": None, "jwt": None, "audit": ()}
         elapsed = time.perf_counter() - started
         try:
             self.metrics.decision(outcome.allowed, outcome.rule, transport, elapsed)
@@ -146,7 +146,7 @@ class Authorizer:
         policy = self.holder.policy
         headers = inp.headers
         destination = self._destinations.resolve(headers, inp.host, inp.context_extensions)
-        record: dict[str, Any] = {"destination": destination, "jwt": None, "audit": []}
+        record: dict[str, Any] = {"destination": destination, "jwt": None, "audit": ()}
         if policy is None:
             reason = "denied: no policy loaded yet"
             return self._deny(decision_id, self._status, reason, RULE_NOT_READY), record
@@ -174,7 +174,7 @@ class Authorizer:
         )
         decision = evaluate(policy, request)
         if decision.audit:
-            record["audit"] = [{"rule": a.rule_id, "would": a.effect} for a in decision.audit]
+            record["audit"] = tuple((a.rule_id, a.effect) for a in decision.audit)
         rule = decision.rule_id or RULE_DEFAULT
         if decision.allowed:
             return self._allow(decision_id, decision, rule, inp.principal, jwt_result), record
@@ -227,26 +227,27 @@ class Authorizer:
 
     def _record(
         self, inp: CheckInput, outcome: Outcome, extra: dict[str, Any], elapsed: float
-    ) -> dict[str, Any]:
+    ) -> DecisionRecord:
         try:
             path: str | None = canonical_path(inp.path)
         except AmbiguousPathError:
             path = None  # the reason says why; the raw path may hold anything
-        return {
-            "time": utc_now(),
-            "decision_id": outcome.decision_id,
-            "source": {"principal": inp.principal, "ip": inp.source_ip},
-            "destination": extra["destination"],
-            "method": inp.method,
-            "path": path,
-            "result": "allow" if outcome.allowed else "deny",
-            "status": outcome.status,
-            "rule": outcome.rule,
-            "reason": outcome.reason,
-            "audit": extra["audit"],
-            "jwt": extra["jwt"],
-            "latency_us": round(elapsed * 1e6, 1),
-        }
+        return DecisionRecord(
+            time=utc_now(),
+            decision_id=outcome.decision_id,
+            principal=inp.principal,
+            source_ip=inp.source_ip,
+            destination=extra["destination"],
+            method=inp.method,
+            path=path,
+            allowed=outcome.allowed,
+            status=outcome.status,
+            rule=outcome.rule,
+            reason=outcome.reason,
+            audit=extra["audit"],
+            jwt=extra["jwt"],
+            latency_us=round(elapsed * 1e6, 1),
+        )
 
 
 def _header_value(value: Any) -> str:

@@ -7,17 +7,56 @@ without the query string, which may carry secrets.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import threading
 import time
-from typing import IO, Any
+from json.encoder import encode_basestring_ascii
+from typing import IO, NamedTuple
 
 from .settings import DecisionLogSettings
 
 # Lines are buffered and flushed at least this often, instead of one write call per line.
 FLUSH_INTERVAL_SECONDS = 1.0
+
+
+class DecisionRecord(NamedTuple):
+    """One decision as logged: only these fields, so nothing else of a request (no
+    header, token or cookie) can reach the log."""
+
+    time: str
+    decision_id: str
+    principal: str | None
+    source_ip: str | None
+    destination: str | None
+    method: str
+    path: str | None  # canonical, no query; None when the path was ambiguous
+    allowed: bool
+    status: int
+    rule: str
+    reason: str
+    audit: tuple[tuple[str, str], ...]  # (rule id, what it would have done)
+    jwt: str | None  # "verified", or why a token was not accepted
+    latency_us: float
+
+    def to_json_line(self) -> str:
+        """The record as one line of JSON. Written out field by field: a denial is
+        always logged, and this costs half of what ``json.dumps`` of a dict does."""
+        audit = ",".join(f'{{"rule":{_text(r)},"would":{_text(w)}}}' for r, w in self.audit)
+        return (
+            f'{{"time":{_text(self.time)},"decision_id":{_text(self.decision_id)},'
+            f'"source":{{"principal":{_text(self.principal)},"ip":{_text(self.source_ip)}}},'
+            f'"destination":{_text(self.destination)},"method":{_text(self.method)},'
+            f'"path":{_text(self.path)},"result":"{"allow" if self.allowed else "deny"}",'
+            f'"status":{int(self.status)},"rule":{_text(self.rule)},'
+            f'"reason":{_text(self.reason)},"audit":[{audit}],"jwt":{_text(self.jwt)},'
+            f'"latency_us":{float(self.latency_us)!r}}}\n'
+        )
+
+
+def _text(value: str | None) -> str:
+    # JSON string with every control and non-ASCII character escaped, or null.
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 class DecisionLog:
@@ -49,11 +88,11 @@ class DecisionLog:
             return False
         return not allowed or self._rate >= 1.0 or random.random() < self._rate
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: DecisionRecord) -> None:
         out = self._out
         if out is None:
             return
-        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        line = record.to_json_line()
         with self._lock:
             out.write(line)
 

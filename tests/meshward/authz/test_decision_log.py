@@ -8,27 +8,48 @@ from pathlib import Path
 
 import pytest
 
-from meshward.authz.decision_log import DecisionLog
+from meshward.authz.decision_log import DecisionLog, DecisionRecord
 from meshward.authz.settings import DecisionLogSettings
+
+
+def record(decision_id: str, allowed: bool = False, **fields: object) -> DecisionRecord:
+    base: dict[str, object] = {
+        "time": "2026-01-31T12:00:00.000001Z",
+        "decision_id": decision_id,
+        "principal": "spiffe://cluster.local/ns/web/sa/web",
+        "source_ip": None,
+        "destination": "reviews.default",
+        "method": "GET",
+        "path": "/reviews/1",
+        "allowed": allowed,
+        "status": 200 if allowed else 403,
+        "rule": "r1",
+        "reason": "allowed by r1" if allowed else "denied by r1",
+        "audit": (),
+        "jwt": None,
+        "latency_us": 12.5,
+    }
+    base.update(fields)
+    return DecisionRecord(**base)
 
 
 def test_file_output_one_json_object_per_line(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     log = DecisionLog(DecisionLogSettings(path=str(path)))
-    log.write({"decision_id": "a", "result": "deny"})
-    log.write({"decision_id": "b", "result": "allow"})
+    log.write(record("a"))
+    log.write(record("b", allowed=True))
     log.close()
     assert [json.loads(x)["decision_id"] for x in path.read_text().splitlines()] == ["a", "b"]
 
 
 def test_stdout_and_off(capsys: pytest.CaptureFixture[str]) -> None:
     out = DecisionLog(DecisionLogSettings(path="-"))
-    out.write({"decision_id": "x"})
+    out.write(record("x"))
     out.close()
-    assert json.loads(capsys.readouterr().out) == {"decision_id": "x"}
+    assert json.loads(capsys.readouterr().out)["decision_id"] == "x"
     off = DecisionLog(DecisionLogSettings(path=""))
     assert not off.wants(False)
-    off.write({"decision_id": "y"})
+    off.write(record("y"))
     off.close()
     assert capsys.readouterr().out == ""
 
@@ -36,11 +57,11 @@ def test_stdout_and_off(capsys: pytest.CaptureFixture[str]) -> None:
 def test_lines_are_flushed_while_running(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     log = DecisionLog(DecisionLogSettings(path=str(path)))
-    log.write({"decision_id": "a"})
+    log.write(record("a"))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not path.read_text():
         time.sleep(0.1)
-    assert json.loads(path.read_text()) == {"decision_id": "a"}
+    assert json.loads(path.read_text())["decision_id"] == "a"
     log.close()
 
 
@@ -55,3 +76,31 @@ def test_denials_always_allows_sampled(tmp_path: Path) -> None:
     assert 0 < sampled < 2000
     for each in (never, always, half):
         each.close()
+
+
+def test_a_line_is_exactly_the_record_as_json() -> None:
+    line = record(
+        "d-1",
+        principal=None,
+        source_ip="10.0.0.1",
+        path=None,
+        reason='denied: "quoted" \\ back\nslash, é, \u2028, \x00',
+        audit=(("probe", "deny"), ("other", "allow")),
+        jwt="expired",
+    ).to_json_line()
+    assert line.endswith("\n") and "\n" not in line[:-1] and line.isascii()
+    assert json.loads(line) == {
+        "time": "2026-01-31T12:00:00.000001Z",
+        "decision_id": "d-1",
+        "source": {"principal": None, "ip": "10.0.0.1"},
+        "destination": "reviews.default",
+        "method": "GET",
+        "path": None,
+        "result": "deny",
+        "status": 403,
+        "rule": "r1",
+        "reason": 'denied: "quoted" \\ back\nslash, é, \u2028, \x00',
+        "audit": [{"rule": "probe", "would": "deny"}, {"rule": "other", "would": "allow"}],
+        "jwt": "expired",
+        "latency_us": 12.5,
+    }
