@@ -594,6 +594,14 @@ def write_section(section: str, path: Path = RESULTS, heading: str = SECTION) ->
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
+def publish(section: str, heading: str = SECTION, write: bool = True) -> None:
+    """Print a benchmark's section and, unless ``write`` is off, store it in RESULTS.md."""
+    print(section)
+    if write:
+        write_section(section, heading=heading)
+        print(f"written to {RESULTS}", file=sys.stderr)
+
+
 # --- command line --------------------------------------------------------------------
 
 
@@ -637,11 +645,7 @@ def engines_main(argv: Sequence[str]) -> int:
         args.budget,
         args.gc_freeze,
     )
-    section = report(run)
-    print(section)
-    if not args.no_write:
-        write_section(section)
-        print(f"written to {RESULTS}", file=sys.stderr)
+    publish(report(run), write=not args.no_write)
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -32,7 +32,7 @@ from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.ca.x509_svid import issue_x509_svid, issue_x509_svid_with_key
 
-from .__main__ import machine, write_section
+from .__main__ import machine, publish
 
 HEADING = "## CA issuance"
 TD = "bench.example"
@@ -295,9 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="meshward-bench-", dir=parent) as tmp:
             rotation.append((place, *measure_rotation(args.workloads, Path(tmp))))
     section = report(issuance, args.workloads, rotation, load)
-    print(section)
-    if not args.no_write:
-        write_section(section, heading=HEADING)
+    publish(section, HEADING, write=not args.no_write)
     return 0
 
 

@@ -50,7 +50,7 @@ from meshward.testing.authz_server import AuthzServer, free_port
 from meshward.testing.envoy import Envoy, envoy_binary
 from meshward.testing.jwt_issuer import TestIssuer
 
-from .__main__ import machine, write_section
+from .__main__ import machine, publish
 from .workload import generate_mesh, generate_requests, render_meshward
 
 HEADING = "## ext_authz through Envoy"
@@ -705,9 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         args.no_write = True
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     section = run(args)
-    print(section)
-    if not args.no_write:
-        write_section(section, heading=HEADING)
+    publish(section, HEADING, write=not args.no_write)
     return 0
 
 

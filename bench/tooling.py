@@ -27,7 +27,7 @@ from meshward.policy.diff import PolicyDiff, diff_policies
 from meshward.policy.formatter import format_text
 from meshward.policy.lint import lint
 
-from .__main__ import machine, write_section
+from .__main__ import machine, publish
 from .workload import generate_mesh, render_meshward
 
 HEADING = "## Policy tooling"
@@ -238,9 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure_lint(args.lint_rules, args.lint_files, args.seed)
     rows += measure_diff(args.diff_rules, args.diff_changes, args.seed)
     section = report(rows, load)
-    print(section)
-    if not args.no_write:
-        write_section(section, heading=HEADING)
+    publish(section, HEADING, write=not args.no_write)
     return 0
 
 
