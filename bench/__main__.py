@@ -27,11 +27,13 @@ from pathlib import Path
 
 from .engines import (
     PEERS,
+    SOURCE_ROW,
     EngineInfo,
     MeshwardEngine,
     NaiveEngine,
     PeerRefused,
     PeerUnavailable,
+    source_policy_package,
 )
 from .workload import SIZES, Access, Mesh, generate_mesh, generate_requests
 
@@ -44,7 +46,7 @@ SUITES = {
 }
 PEER_SIZES = (100, 1_000, 10_000, 100_000)
 UNSEEN = "meshward (unseen)"
-NOT_PEERS = {"meshward", UNSEEN, "naive scan"}
+NOT_PEERS = {"meshward", SOURCE_ROW, UNSEEN, "naive scan"}
 # Peers whose build alone is too slow for one run beyond a size, and why.
 PEER_MAX_SIZE = {"cedar-caller": 10_000}
 PEER_MAX_NOTE = {
@@ -275,6 +277,16 @@ def run_engines(
         run.allowed[size] = sum(reference) / len(reference)
         row = Row(size, MeshwardEngine.info(), build_s=stats.total_s)
         run.rows.append(measure_row(row, engine.decide, requests, None, passes, run.overhead_ns))
+        source = source_policy_package()
+        if source is not None:  # the same policy, decided by the uncompiled sources
+            log(f"{size:>7} rules: meshward from its Python source")
+            t0 = time.perf_counter()
+            plain = MeshwardEngine(mesh, source)
+            row = Row(size, MeshwardEngine.info(source), build_s=time.perf_counter() - t0)
+            run.rows.append(
+                measure_row(row, plain.decide, requests, reference, passes, run.overhead_ns)
+            )
+            del plain
         log(f"{size:>7} rules: naive scan")
         t0 = time.perf_counter()
         naive = NaiveEngine(mesh)
@@ -367,7 +379,11 @@ NOTES = (
     "`{**}`), 20 % of them with a JWT-claim condition (`scope contains`, `tier ==`), 10 % "
     "deny rules; 10,000 requests, built for allow rules, aimed at deny rules or perturbed.",
     "- meshward: policy text rendered from the description, `load_texts` (parse + check), "
-    "`compile_policy`, `evaluate(compiled, Request(...))` with the Request built per call.",
+    "`compile_policy`, `evaluate(compiled, Request(...))` with the Request built per call, "
+    "all from the installed wheel, whose hot path mypyc compiled (`setup.py`).",
+    "- meshward (source): the same package loaded a second time from the Python sources "
+    "that ship beside the compiled modules, in the same process: what an install without "
+    "a C compiler runs (shown only when the main row is compiled).",
     "- meshward (unseen): one cold pass over a second stream of the same distribution that "
     "meshward never saw (its decisions checked against the naive scan): the main row's "
     "timed passes revisit the checked stream, so this row bounds what warm caches add.",

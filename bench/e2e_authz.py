@@ -54,7 +54,9 @@ from .__main__ import machine, publish
 from .workload import generate_mesh, generate_requests, render_meshward
 
 HEADING = "## ext_authz through Envoy"
-ROOT = Path(__file__).resolve().parent.parent
+# The folder holding the `bench` package as imported (a link to it when `./dev bench` runs
+# the wheel): subprocesses import `bench` from there, and `meshward` from the environment.
+ROOT = Path(__file__).absolute().parent.parent
 RATES = (500, 1000)
 # Issue 3's targets, each a ratio within one run.
 TARGET_HTTP_THROUGHPUT = 0.85

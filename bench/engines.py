@@ -23,13 +23,20 @@ Forms (each peer's fastest honest form):
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
 import re
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .workload import Access, ClaimCondition, Mesh, NaiveScan, RuleSpec, path_regex
@@ -66,38 +73,78 @@ def workload_namespace(principal: str | None) -> str | None:
 
 # --- meshward ------------------------------------------------------------------------
 
+SOURCE_PACKAGE = "meshward_policy_source"
+SOURCE_ROW = "meshward (source)"
+
 
 class MeshwardEngine:
-    """meshward's compiled decision tables."""
+    """meshward's decision tables; ``policy`` is the ``meshward.policy`` package to use
+    (by default the installed one; :func:`source_policy_package` for its Python source)."""
 
-    def __init__(self, mesh: Mesh) -> None:
-        from meshward.policy import Request, compile_policy, evaluate, load_texts
-
+    def __init__(self, mesh: Mesh, policy: ModuleType | None = None) -> None:
+        if policy is None:
+            import meshward.policy as policy
         self.texts = render_meshward(mesh)
         t0 = time.perf_counter()
-        self.policy = load_texts(self.texts).policy
+        self.policy = policy.load_texts(self.texts).policy
         t1 = time.perf_counter()
-        self.compiled = compile_policy(self.policy)
+        self.compiled = policy.compile_policy(self.policy)
         self.parse_check_s = t1 - t0  # policy text to checked model
         self.compile_s = time.perf_counter() - t1  # checked model to decision tables
-        self._evaluate = evaluate
-        self._request = Request
+        self._evaluate = policy.evaluate
+        self._request = policy.Request
+        self._none = policy.Request._field_defaults["headers"]  # no headers
 
     @staticmethod
-    def info() -> EngineInfo:
+    def info(policy: ModuleType | None = None) -> EngineInfo:
         from importlib.metadata import version
 
-        return EngineInfo("meshward", "compiled decision tables", version("meshward"))
+        if policy is None:
+            import meshward.policy as policy
+        build = "compiled" if policy.hot_path_compiled() else "Python source"
+        name = "meshward" if policy.__name__ == "meshward.policy" else SOURCE_ROW
+        return EngineInfo(name, f"decision tables, evaluator {build}", version("meshward"))
 
     def decide(self, access: Access) -> bool:
+        # Positional, as meshward's ext_authz server builds it: keywords cost a third more.
+        a = access
         request = self._request(
-            destination=access.destination,
-            method=access.method,
-            path=access.path,
-            principal=access.principal,
-            jwt=access.claims,
+            a.destination, a.method, a.path, None, None, self._none, a.principal, None, a.claims
         )
         return self._evaluate(self.compiled, request).allowed
+
+
+class _SourceOnly(importlib.abc.MetaPathFinder):
+    """Finds the modules of :data:`SOURCE_PACKAGE` as Python source files only: the
+    default finders would take a compiled extension beside a source file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != SOURCE_PACKAGE and not name.startswith(SOURCE_PACKAGE + "."):
+            return None
+        if name == SOURCE_PACKAGE:
+            file, search = self.folder / "__init__.py", [str(self.folder)]
+        else:
+            file, search = self.folder / (name.rpartition(".")[2] + ".py"), None
+        loader = importlib.machinery.SourceFileLoader(name, str(file))
+        return importlib.util.spec_from_file_location(
+            name, file, loader=loader, submodule_search_locations=search
+        )
+
+
+def source_policy_package() -> ModuleType | None:
+    """The installed ``meshward.policy`` loaded once more from its Python sources, under
+    another name, so the compiled and the source hot path run in one process; None when
+    the installed one already runs from source (nothing to compare)."""
+    import meshward.policy as installed
+
+    if not installed.hot_path_compiled():
+        return None
+    if SOURCE_PACKAGE not in sys.modules:
+        sys.meta_path.insert(0, _SourceOnly(Path(installed.__file__).parent))
+    return importlib.import_module(SOURCE_PACKAGE)
 
 
 # --- naive floor ---------------------------------------------------------------------

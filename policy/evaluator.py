@@ -26,8 +26,8 @@ def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
                 return no_policy(request.destination)
         try:
             path = canonical_path(request.path)
-        except AmbiguousPathError as exc:
-            return ambiguous_path(str(exc))
+        except AmbiguousPathError as refused:  # (a name of its own: a compiled build types it)
+            return ambiguous_path(str(refused))
         identity = peer_identity(request.principal)
         hits = table.candidates(
             request.method, path, request.host, request.port, identity, request.source_ip

@@ -60,19 +60,23 @@ def match_path(root: PathNode, path: str) -> int:
 
 
 def _match_from(node: PathNode, segments: list[str], i: int, n: int) -> int:
-    # Follow literal children iteratively; only `{*}` branches recurse.
+    # Follow literal children iteratively; only `{*}` branches recurse. Masks are big
+    # integers: OR only the non-zero ones, as each OR builds a new integer.
     found = 0
     while True:
-        found |= node.rest
+        if node.rest:
+            found |= node.rest
         if i == n:
-            return found | node.end
+            return found | node.end if node.end else found
         segment = segments[i]
         if node.prefixes:
             for prefix, mask in node.prefixes:
                 if segment.startswith(prefix):
                     found |= mask
         if node.one is not None and segment:
-            found |= _match_from(node.one, segments, i + 1, n)
+            below = _match_from(node.one, segments, i + 1, n)
+            if below:
+                found |= below
         child = node.children.get(segment)
         if child is None:
             return found
@@ -160,10 +164,12 @@ class DecisionTable:
         if not mask:  # cheap columns first: most requests stop here
             return 0
         if mask & self.paths_bound:
-            mask &= self.paths_any | match_path(self.path_root, path)
-        if mask & self.hosts_bound:
+            paths = match_path(self.path_root, path)
+            mask &= self.paths_any | paths if self.paths_any else paths
+        # (A zero test first: an AND of big integers builds a new one, even with zero.)
+        if self.hosts_bound and mask & self.hosts_bound:
             mask &= self.hosts_any | self._hosts(host_name(request_host))
-        if mask & self.ports_bound:
+        if self.ports_bound and mask & self.ports_bound:
             mask &= self.ports_any | (self.ports.get(port, 0) if port is not None else 0)
         return mask
 

@@ -31,3 +31,16 @@ def test_grammar_ships_as_package_data():
     from importlib.resources import files
 
     assert (files("meshward.grammar") / "meshward.lark").read_text().startswith("//")
+
+
+def test_the_hot_path_runs_as_built():
+    """The source tree runs the evaluator as Python; the wheel `./dev test` builds compiles
+    it wherever a C compiler is present, so the suite runs once against each."""
+    import os
+    import shutil
+
+    from meshward.policy import hot_path_compiled
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    expected = bool(os.environ.get("MESHWARD_WHEEL_CHECK")) and shutil.which(compiler) is not None
+    assert hot_path_compiled() is expected

@@ -21,10 +21,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="meshward",
         description="Policy-as-code security engine for service meshes.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    from meshward.policy import hot_path_compiled
+
+    build = "compiled" if hot_path_compiled() else "Python source"
+    return f"meshward {version('meshward')} (decision hot path: {build})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
