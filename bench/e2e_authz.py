@@ -58,6 +58,7 @@ HEADING = "## ext_authz through Envoy"
 # the wheel): subprocesses import `bench` from there, and `meshward` from the environment.
 ROOT = Path(__file__).absolute().parent.parent
 RATES = (500, 1000)
+GRPC_ALTERNATE = "gRPC → sync, every other check denied"
 # Issue 3's targets, each a ratio within one run.
 TARGET_HTTP_THROUGHPUT = 0.85
 TARGET_HTTP_LATENCY = 1.2
@@ -106,8 +107,8 @@ async def alternate_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def serve_allow(kind: str, port: int) -> None:
-    """Run a ceiling server until killed: ``asgi``, ``asgi-alternate``, ``grpc-sync`` or
-    ``grpc-aio``."""
+    """Run a ceiling server until killed: ``asgi``, ``asgi-alternate``, ``grpc-sync``,
+    ``grpc-sync-alternate`` or ``grpc-aio``."""
     if kind.startswith("asgi"):
         import uvicorn
 
@@ -131,11 +132,18 @@ def serve_allow(kind: str, port: int) -> None:
 
     ok = pb.CheckResponse(status=status_pb2.Status(code=code_pb2.OK))
 
-    if kind == "grpc-sync":
+    if kind.startswith("grpc-sync"):
+        from meshward.authz.core import Outcome
+        from meshward.authz.grpc_server import check_response
+
+        # The alternate answers every other check with meshward's own shape of denial.
+        alternate = kind == "grpc-sync-alternate"
+        denial = Outcome(False, 403, "0-1", "denied", "meshward:default", body=_DENY_BODY)
+        deny = check_response(denial)
 
         class Allow(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
             def Check(self, request: Any, context: Any) -> Any:
-                return ok
+                return deny if alternate and next(_turn) % 2 else ok
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=SERVER_OPTIONS)
         pb_grpc.add_AuthorizationServicer_to_server(Allow(), server)
@@ -567,6 +575,8 @@ def run(args: argparse.Namespace) -> str:
         for kind, label in (("grpc-sync", "sync, thread pool"), ("grpc-aio", "grpc.aio")):
             port = stack.enter_context(allow_server(kind, workdir))
             add(f"gRPC → always-allow ({label})", "grpc", port)
+        port = stack.enter_context(allow_server("grpc-sync-alternate", workdir))
+        add(GRPC_ALTERNATE, "grpc", port)
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
             for row in rows:
@@ -637,6 +647,7 @@ def report(
     grpc = by_name["gRPC → meshward"]
     sync = by_name["gRPC → always-allow (sync, thread pool)"]
     aio = by_name["gRPC → always-allow (grpc.aio)"]
+    grpc_alternate = by_name[GRPC_ALTERNATE]
     same_stack = sync  # meshward serves gRPC on the sync stack
 
     def met(ok: bool) -> str:
@@ -659,6 +670,9 @@ def report(
         f"| (for reference) meshward HTTP vs a bare-ASGI server answering half allow, half deny "
         f"| {http.rps / alternate.rps:.0%} | Envoy's cost of denials: always-allow vs "
         f"alternating {alternate.rps / asgi.rps:.0%} |",
+        f"| (for reference) meshward gRPC vs a sync server answering half allow, half deny "
+        f"| {grpc.rps / grpc_alternate.rps:.0%} | Envoy's cost of denials: always-allow vs "
+        f"alternating {grpc_alternate.rps / sync.rps:.0%} |",
         f"| gRPC stack: sync thread pool vs grpc.aio (always-allow) | {sync.rps:,.0f} vs "
         f"{aio.rps:,.0f} rps | {'sync is faster' if sync.rps >= aio.rps else 'aio is faster'} |",
     ]
@@ -694,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--serve",
-        choices=("asgi", "asgi-alternate", "grpc-sync", "grpc-aio"),
+        choices=("asgi", "asgi-alternate", "grpc-sync", "grpc-sync-alternate", "grpc-aio"),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

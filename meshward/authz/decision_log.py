@@ -40,23 +40,30 @@ class DecisionRecord(NamedTuple):
     latency_us: float
 
     def to_json_line(self) -> str:
-        """The record as one line of JSON. Written out field by field: a denial is
-        always logged, and this costs half of what ``json.dumps`` of a dict does."""
-        audit = ",".join(f'{{"rule":{_text(r)},"would":{_text(w)}}}' for r, w in self.audit)
+        """The record as one line of JSON (every control and non-ASCII character escaped).
+        Written out field by field, with no helper call per field: a denial is always
+        logged, and this costs less than half of what ``json.dumps`` of a dict does."""
+        enc = encode_basestring_ascii
+        principal, ip, destination, path, jwt = (
+            self.principal,
+            self.source_ip,
+            self.destination,
+            self.path,
+            self.jwt,
+        )
+        audit = ",".join(f'{{"rule":{enc(r)},"would":{enc(w)}}}' for r, w in self.audit)
         return (
-            f'{{"time":{_text(self.time)},"decision_id":{_text(self.decision_id)},'
-            f'"source":{{"principal":{_text(self.principal)},"ip":{_text(self.source_ip)}}},'
-            f'"destination":{_text(self.destination)},"method":{_text(self.method)},'
-            f'"path":{_text(self.path)},"result":"{"allow" if self.allowed else "deny"}",'
-            f'"status":{int(self.status)},"rule":{_text(self.rule)},'
-            f'"reason":{_text(self.reason)},"audit":[{audit}],"jwt":{_text(self.jwt)},'
+            f'{{"time":{enc(self.time)},"decision_id":{enc(self.decision_id)},'
+            f'"source":{{"principal":{"null" if principal is None else enc(principal)},'
+            f'"ip":{"null" if ip is None else enc(ip)}}},'
+            f'"destination":{"null" if destination is None else enc(destination)},'
+            f'"method":{enc(self.method)},"path":{"null" if path is None else enc(path)},'
+            f'"result":"{"allow" if self.allowed else "deny"}",'
+            f'"status":{int(self.status)},"rule":{enc(self.rule)},'
+            f'"reason":{enc(self.reason)},"audit":[{audit}],'
+            f'"jwt":{"null" if jwt is None else enc(jwt)},'
             f'"latency_us":{float(self.latency_us)!r}}}\n'
         )
-
-
-def _text(value: str | None) -> str:
-    # JSON string with every control and non-ASCII character escaped, or null.
-    return "null" if value is None else encode_basestring_ascii(value)
 
 
 class DecisionLog:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import threading
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .holder import ReloadResult
 
@@ -18,19 +26,8 @@ class AuthzMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.decisions = Counter(
-            "meshward_authz_decisions",
-            "ext_authz decisions by result (allow, deny) and deciding rule",
-            ["result", "rule"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "meshward_authz_decision_seconds",
-            "Time to decide one ext_authz check, in the service",
-            ["transport"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+        self._decisions = DecisionStats()
+        r.register(self._decisions)
         self.reloads = Counter(
             "meshward_authz_policy_reloads",
             "Policy load attempts by result (success, failure)",
@@ -56,19 +53,72 @@ class AuthzMetrics:
             "Checks denied because of an internal error (fail closed)",
             registry=r,
         )
-        # labels() takes a lock and builds a key per call; the hot path reuses children.
-        self._decision_children: dict[tuple[bool, str], Counter] = {}
-        self._latency_children = {t: self.latency.labels(t) for t in ("http", "grpc")}
-
-    def decision(self, allowed: bool, rule: str, transport: str, seconds: float) -> None:
-        child = self._decision_children.get((allowed, rule))
-        if child is None:
-            child = self.decisions.labels("allow" if allowed else "deny", rule)
-            self._decision_children[(allowed, rule)] = child
-        child.inc()
-        self._latency_children[transport].observe(seconds)
+        self.decision = self._decisions.record  # once per check: no extra call layer
 
     def reload(self, result: ReloadResult) -> None:
         self.reloads.labels("success" if result.ok else "failure").inc()
         self.last_reload_ok.set(1 if result.ok else 0)
         self.policy_rules.set(result.rule_count)
+
+
+TRANSPORTS = ("http", "grpc")
+
+
+class DecisionStats(Collector):
+    """Decisions by result and rule, and decision latency by transport, kept as plain
+    numbers under one lock and exported as a Prometheus counter and histogram when
+    scraped. prometheus-client's own Counter and Histogram cost about 3.5 µs per check (a
+    lock per increment, the buckets scanned in Python); :meth:`record` costs a fraction."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[bool, str], int] = {}
+        # Per transport: a count per bucket (the last one is +Inf), not yet cumulative.
+        self._buckets = {t: [0] * (len(LATENCY_BUCKETS) + 1) for t in TRANSPORTS}
+        self._sums = dict.fromkeys(TRANSPORTS, 0.0)
+
+    def record(self, allowed: bool, rule: str, transport: str, seconds: float) -> None:
+        """Count one decision (``transport`` is one of :data:`TRANSPORTS`)."""
+        key = (allowed, rule)
+        slot = bisect_left(LATENCY_BUCKETS, seconds)  # the first bucket with le >= seconds
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            self._buckets[transport][slot] += 1
+            self._sums[transport] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts = dict(self._counts)
+            buckets = {t: list(b) for t, b in self._buckets.items()}
+            sums = dict(self._sums)
+        decisions = _decisions_family()
+        for (allowed, rule), n in sorted(counts.items()):
+            decisions.add_metric(["allow" if allowed else "deny", rule], n)
+        yield decisions
+        latency = _latency_family()
+        bounds = [floatToGoString(b) for b in (*LATENCY_BUCKETS, float("inf"))]
+        for transport in TRANSPORTS:
+            cumulative = accumulate(buckets[transport])
+            pairs = list(zip(bounds, cumulative, strict=True))
+            latency.add_metric([transport], pairs, sums[transport])
+        yield latency
+
+    def describe(self) -> Iterator[Metric]:
+        yield _decisions_family()
+        yield _latency_family()
+
+
+def _decisions_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        "meshward_authz_decisions",
+        "ext_authz decisions by result (allow, deny) and deciding rule",
+        labels=["result", "rule"],
+    )
+
+
+def _latency_family() -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        "meshward_authz_decision_seconds",
+        "Time to decide one ext_authz check, in the service",
+        labels=["transport"],
+    )

@@ -30,3 +30,64 @@ def test_registries_are_independent() -> None:
     a.decision(True, "r", "http", 0.0)
     labels = {"result": "allow", "rule": "r"}
     assert b.registry.get_sample_value("meshward_authz_decisions_total", labels) is None
+
+
+def test_latency_histogram_matches_prometheus_clients_own() -> None:
+    """The hand-kept histogram exports exactly what prometheus-client's Histogram would
+    for the same observations: every bucket (boundaries included), count and sum."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from meshward.authz.metrics import LATENCY_BUCKETS
+
+    values = [0.0, 0.00001, 0.000011, 0.000025, 0.0004, 0.001, 0.003, 0.05, 0.06, 7.0]
+    metrics = AuthzMetrics()
+    reference_registry = CollectorRegistry()
+    reference = Histogram(
+        "meshward_authz_decision_seconds",
+        "reference",
+        ["transport"],
+        buckets=LATENCY_BUCKETS,
+        registry=reference_registry,
+    )
+    for v in values:
+        metrics.decision(True, "r", "grpc", v)
+        reference.labels("grpc").observe(v)
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        out = {}
+        for family in registry.collect():
+            for s in family.samples:
+                wanted = s.name.startswith("meshward_authz_decision_seconds")
+                if wanted and not s.name.endswith("_created") and s.labels["transport"] == "grpc":
+                    out[(s.name, s.labels.get("le", ""))] = s.value
+        return out
+
+    ours, theirs = samples(metrics.registry), samples(reference_registry)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert abs(ours[key] - value) < 1e-12, key
+
+
+def test_decision_counts_are_exact_under_threads() -> None:
+    import threading
+
+    metrics = AuthzMetrics()
+    n, threads = 2000, 8
+
+    def work(i: int) -> None:
+        for k in range(n):
+            metrics.decision(k % 2 == 0, f"r{i % 2}", "grpc", 0.00001 * k)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    get = metrics.registry.get_sample_value
+    total = sum(
+        get("meshward_authz_decisions_total", {"result": r, "rule": rule}) or 0
+        for r in ("allow", "deny")
+        for rule in ("r0", "r1")
+    )
+    assert total == n * threads
+    assert get("meshward_authz_decision_seconds_count", {"transport": "grpc"}) == n * threads
