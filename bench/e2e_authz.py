@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -167,8 +168,8 @@ def serve_allow(kind: str, port: int) -> None:
 
 
 @contextlib.contextmanager
-def allow_server(kind: str, workdir: Path) -> Iterator[int]:
-    """An always-allow server process; yields its port."""
+def allow_server(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
+    """A ceiling server process; yields its port and process id."""
     port = free_port()
     log = open(workdir / f"allow-{kind}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
@@ -180,7 +181,7 @@ def allow_server(kind: str, workdir: Path) -> Iterator[int]:
     )
     try:
         _wait_port(port, process)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -477,7 +478,10 @@ class Row:
 
     name: str
     envoy: Envoy
+    server_pid: int | None = None  # the authorization server's process, if any
     rps_runs: list[float] = field(default_factory=list)
+    # CPU µs per request during each closed-loop run: (server, Envoy, load generator).
+    cpu_runs: list[tuple[float | None, float | None, float]] = field(default_factory=list)
     latency: dict[int, OpenLoopResult] = field(default_factory=dict)
     ext_authz: dict[str, int] = field(default_factory=dict)
 
@@ -490,7 +494,23 @@ def measure_round(row: Row, corpus: Corpus, args: argparse.Namespace, workdir: P
     """One round of one variant: warm up, closed loop, then each fixed rate."""
     port = row.envoy.listener_port("ingress")
     wrk(port, corpus, args.warmup, workdir)  # warm: connections, JWT cache, code paths
-    row.rps_runs.append(wrk(port, corpus, args.seconds, workdir))
+    server0, envoy0 = cpu_seconds(row.server_pid), cpu_seconds(row.envoy.pid)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rps = wrk(port, corpus, args.seconds, workdir)
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server1, envoy1 = cpu_seconds(row.server_pid), cpu_seconds(row.envoy.pid)
+    requests = rps * args.seconds
+    row.rps_runs.append(rps)
+
+    def per_request(before: float | None, after: float | None) -> float | None:
+        return None if before is None or after is None else (after - before) / requests * 1e6
+
+    load = (
+        (children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime)
+        / requests
+        * 1e6
+    )  # wrk is the only child that ends during the run
+    row.cpu_runs.append((per_request(server0, server1), per_request(envoy0, envoy1), load))
     for rate in RATES:
         result = open_loop(port, corpus, rate, args.rate_seconds)
         pooled = row.latency.setdefault(rate, OpenLoopResult())
@@ -502,6 +522,18 @@ def measure_round(row: Row, corpus: Corpus, args: argparse.Namespace, workdir: P
         for r, res in row.latency.items()
     )
     print(f"  {row.name}: {row.rps_runs[-1]:,.0f} rps; pooled {rates}", file=sys.stderr)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU seconds a process has used so far (Linux ``/proc``), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -556,27 +588,31 @@ def run(args: argparse.Namespace) -> str:
         corpus = build_corpus(args.rules, args.requests, workdir)
         rows: list[Row] = []
 
-        def add(name: str, kind: str, port: int | None = None) -> Row:
+        def add(name: str, kind: str, port: int | None = None, pid: int | None = None) -> Row:
             config = envoy_variant(kind, port)
             envoy = Envoy(config, workdir=workdir / f"envoy-{len(rows)}", binary=binary)
-            rows.append(Row(name, stack.enter_context(envoy)))
+            rows.append(Row(name, stack.enter_context(envoy), pid))
             return rows[-1]
 
         settings = meshward_settings(corpus, workdir, grpc=True)
         server = stack.enter_context(AuthzServer(settings, workdir=workdir / "meshward"))
         add("plain Envoy (no authorization)", "plain")
         add("Envoy RBAC filter (20 policies)", "rbac")
-        asgi = stack.enter_context(allow_server("asgi", workdir))
-        add("HTTP → always-allow bare ASGI", "http", asgi)
-        alternate = stack.enter_context(allow_server("asgi-alternate", workdir))
-        add("HTTP → bare ASGI, every other check denied", "http", alternate)
-        http = add("HTTP → meshward", "http", server.port)
-        add("gRPC → meshward", "grpc", server.grpc_port)
-        for kind, label in (("grpc-sync", "sync, thread pool"), ("grpc-aio", "grpc.aio")):
-            port = stack.enter_context(allow_server(kind, workdir))
-            add(f"gRPC → always-allow ({label})", "grpc", port)
-        port = stack.enter_context(allow_server("grpc-sync-alternate", workdir))
-        add(GRPC_ALTERNATE, "grpc", port)
+        ceilings = (
+            ("HTTP → always-allow bare ASGI", "asgi", "http"),
+            ("HTTP → bare ASGI, every other check denied", "asgi-alternate", "http"),
+        )
+        for name, kind, mode in ceilings:
+            add(name, mode, *stack.enter_context(allow_server(kind, workdir)))
+        http = add("HTTP → meshward", "http", server.port, server.pid)
+        add("gRPC → meshward", "grpc", server.grpc_port, server.pid)
+        ceilings = (
+            ("gRPC → always-allow (sync, thread pool)", "grpc-sync", "grpc"),
+            ("gRPC → always-allow (grpc.aio)", "grpc-aio", "grpc"),
+            (GRPC_ALTERNATE, "grpc-sync-alternate", "grpc"),
+        )
+        for name, kind, mode in ceilings:
+            add(name, mode, *stack.enter_context(allow_server(kind, workdir)))
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
             for row in rows:
@@ -599,6 +635,15 @@ def _odd_statuses(result: OpenLoopResult) -> str:
     )
 
 
+def _cpu(row: Row) -> str:
+    """Median CPU µs per request of each process over the closed-loop rounds."""
+    cells = []
+    for i in range(3):
+        values = [run[i] for run in row.cpu_runs if run[i] is not None]
+        cells.append(f"{statistics.median(values):.0f}" if values else "—")
+    return " / ".join(cells)
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
@@ -616,7 +661,10 @@ def report(
         "",
         f"Machine: {machine()}. Envoy 1.40 (`--concurrency 1`), load generator and the authz "
         "server share the machine's cores. Envoy answers allowed requests itself (direct "
-        "response), so only the authorization path differs between rows.",
+        "response), so only the authorization path differs between rows. CPU per request: "
+        "each process's user and system time over the closed-loop run (from `/proc`; wrk's "
+        "from its rusage), divided by the requests it answered; the rows share two cores, so "
+        "throughput follows the sum of the three.",
         f"Workload: {args.rules:,} rules (`bench/workload.py`, seed 7), {len(corpus.requests):,} "
         f"requests cycled; {corpus.with_identity:,} carry a caller identity (XFCC), "
         f"{corpus.with_jwt:,} a JWT (ES256, verified by meshward; cached after first use). "
@@ -625,9 +673,10 @@ def report(
         f"rates: open loop, {args.rate_seconds:g} s per round, latencies pooled over rounds "
         "and counted from each request's scheduled send time.",
         "",
-        "| variant | closed-loop rps | vs plain | p50 / p99 / p99.9 ms @500/s "
-        "| p50 / p99 / p99.9 ms @1,000/s | failed @1,000/s | ext_authz ok / denied / error |",
-        "| --- | ---: | ---: | --- | --- | ---: | --- |",
+        "| variant | closed-loop rps | vs plain | CPU µs per request: authz server / Envoy / "
+        "wrk | p50 / p99 / p99.9 ms @500/s | p50 / p99 / p99.9 ms @1,000/s | failed @1,000/s "
+        "| ext_authz ok / denied / error |",
+        "| --- | ---: | ---: | --- | --- | --- | ---: | --- |",
     ]
     for r in rows:
         cells = []
@@ -638,8 +687,8 @@ def report(
         if r.name.startswith(("plain", "Envoy RBAC")):
             authz = "—"
         lines.append(
-            f"| {r.name} | {r.rps:,.0f} | {r.rps / plain:.2f}× | {cells[0]} | {cells[1]} "
-            f"| {r.latency[1000].failed} | {authz} |"
+            f"| {r.name} | {r.rps:,.0f} | {r.rps / plain:.2f}× | {_cpu(r)} | {cells[0]} "
+            f"| {cells[1]} | {r.latency[1000].failed} | {authz} |"
         )
     asgi = by_name["HTTP → always-allow bare ASGI"]
     alternate = by_name["HTTP → bare ASGI, every other check denied"]

@@ -121,6 +121,11 @@ class AuthzServer:
         except urllib.error.HTTPError as exc:
             return int(exc.code), json.loads(exc.read())
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
     def signal(self, signum: int) -> None:
         if self._process is not None:
             self._process.send_signal(signum)

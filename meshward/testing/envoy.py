@@ -170,6 +170,11 @@ class Envoy:
         doc = json.loads(self.admin("/certs"))
         return list(doc.get("certificates", []))
 
+    @property
+    def pid(self) -> int | None:
+        """The Envoy process id while it runs."""
+        return None if self._process is None else self._process.pid
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop Envoy: SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
         process, self._process = self._process, None
