@@ -3,7 +3,8 @@
 A token feeds claims into a decision only after pyjwt verified its signature, issuer,
 audience, expiry and not-before (with bounded clock skew) under an allowed algorithm.
 Failures are classified into stable reasons for decisions and metrics. Tokens are never
-logged; the cache is keyed by the token's SHA-256.
+logged; the cache (verified tokens until they expire, lasting failures for a minute) is
+keyed by the token's SHA-256.
 """
 
 from __future__ import annotations
@@ -49,6 +50,25 @@ FAILURE_REASONS = (
     MISSING_CLAIM,
     JWKS_UNAVAILABLE,
 )
+
+
+# Failures that no later moment and no JWKS refresh turn into a success for the same token
+# (a key replaced under its own kid could, which is rare and is bounded by the TTL). They
+# are cached too, so a client resending a bad token costs a lookup, not a signature check.
+# An unknown key (a refresh may bring it), a token not yet valid and an unreachable JWKS
+# are never cached.
+LASTING_FAILURES = frozenset(
+    {
+        MALFORMED,
+        UNKNOWN_ISSUER,
+        DISALLOWED_ALGORITHM,
+        BAD_SIGNATURE,
+        EXPIRED,
+        WRONG_AUDIENCE,
+        MISSING_CLAIM,
+    }
+)
+FAILURE_TTL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +221,12 @@ class JwtVerifier:
             with self._cache_lock:
                 self._cache.pop(digest, None)
         result = self._verify(token)
-        if result.claims is not None and self._cache_size:
-            exp = result.claims.get("exp")
-            if isinstance(exp, int | float):
-                with self._cache_lock:
-                    self._cache[digest] = (result, float(exp) + self._leeway)
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+        until = _cache_until(result, now, self._leeway)
+        if until is not None and self._cache_size:
+            with self._cache_lock:
+                self._cache[digest] = (result, until)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return result
 
     def _verify(self, token: str) -> JwtResult:
@@ -253,3 +272,13 @@ class JwtVerifier:
         except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
             return JwtResult(None, MALFORMED)
         return JwtResult(claims, None)
+
+
+def _cache_until(result: JwtResult, now: float, leeway: float) -> float | None:
+    """Until when a verification result may be reused, or None for not at all."""
+    if result.claims is not None:
+        exp = result.claims.get("exp")
+        return float(exp) + leeway if isinstance(exp, int | float) else None
+    if result.reason in LASTING_FAILURES:
+        return now + FAILURE_TTL_SECONDS
+    return None

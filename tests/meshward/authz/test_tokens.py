@@ -116,6 +116,37 @@ def test_verified_tokens_are_cached_until_expiry(issuer: TestIssuer, tmp_path: P
     assert verifier.verify(short).reason in (tokens.EXPIRED, tokens.BAD_SIGNATURE)
 
 
+def test_lasting_failures_are_cached_and_healing_ones_are_not(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    """A resent bad token costs a lookup, not a signature check; a token that may still
+    become good (unknown key, not yet valid) is verified again every time."""
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0)
+    checks: list[str] = []
+    verify_once = verifier._verify
+
+    def counting(token: str) -> tokens.JwtResult:
+        checks.append(token)
+        return verify_once(token)
+
+    verifier._verify = counting  # type: ignore[method-assign]
+    forged = issuer.token(key=ec.generate_private_key(ec.SECP256R1()))
+    expired = issuer.token(ttl=-3600)
+    unknown_key = issuer.token(kid="k9", key=ec.generate_private_key(ec.SECP256R1()))
+    early = issuer.token({"nbf": int(time.time()) + 3600})
+    for token, reason in (
+        (forged, tokens.BAD_SIGNATURE),
+        (expired, tokens.EXPIRED),
+        (unknown_key, tokens.UNKNOWN_KEY),
+        (early, tokens.NOT_YET_VALID),
+    ):
+        for _ in range(3):
+            assert verifier.verify(token).reason == reason
+    assert checks.count(forged) == checks.count(expired) == 1
+    assert checks.count(unknown_key) == checks.count(early) == 3
+
+
 def test_cache_is_bounded(issuer: TestIssuer, tmp_path: Path) -> None:
     path = issuer.write_jwks(tmp_path / "jwks.json")
     verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, cache_size=3)
