@@ -113,15 +113,15 @@ def serve_allow(kind: str, port: int) -> None:
     if kind.startswith("asgi"):
         import uvicorn
 
+        from meshward.authz.server import UVICORN_OPTIONS
+
+        # The same uvicorn settings as meshward's: only the application differs.
         uvicorn.run(
             allow_app if kind == "asgi" else alternate_app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="httptools",
-            loop="uvloop",
+            **UVICORN_OPTIONS,
         )
         return
     import grpc
