@@ -22,8 +22,6 @@ from setuptools import setup
 # Every decision runs through these, and only these (policy/evaluator.py and what it
 # calls): a compiled one pays no interpreter overhead per bytecode.
 HOT_PATH = ("evaluator", "tables", "conditions", "decision", "identity", "paths", "request")
-# What mypy must see to type the hot path: its relative imports, transitively.
-SUPPORT = ("model", "bundle", "diagnostics", "nodes")
 
 
 def _building_a_wheel() -> bool:
@@ -43,12 +41,15 @@ def _hot_path_extensions() -> list[object]:
     package = stage / "meshward" / "policy"
     package.mkdir(parents=True)
     (stage / "meshward" / "__init__.py").write_text("")
+    # An empty package __init__: mypy then follows only what the hot path imports.
     (package / "__init__.py").write_text("")
-    for name in HOT_PATH + SUPPORT:
-        shutil.copyfile(Path("policy", f"{name}.py"), package / f"{name}.py")
+    for source in Path("policy").glob("*.py"):
+        if source.name != "__init__.py":
+            shutil.copyfile(source, package / source.name)
+    hot = [str(package / f"{name}.py") for name in HOT_PATH]
     extensions = mypycify(
-        [str(package / f"{name}.py") for name in HOT_PATH + SUPPORT],
-        only_compile_paths=[str(package / f"{name}.py") for name in HOT_PATH],
+        hot,
+        only_compile_paths=hot,
         target_dir=str(Path("build", "mypyc", "c")),
         group_name="meshward.policy.hot_path",  # one shared library, inside the package
     )

@@ -26,7 +26,9 @@ def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
                 return no_policy(request.destination)
         try:
             path = canonical_path(request.path)
-        except AmbiguousPathError as refused:  # (a name of its own: a compiled build types it)
+        except AmbiguousPathError as refused:
+            # Not `exc`: compiled, a name keeps the type of its first binding, and `exc`
+            # below must hold any exception.
             return ambiguous_path(str(refused))
         identity = peer_identity(request.principal)
         hits = table.candidates(
