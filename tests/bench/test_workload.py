@@ -157,6 +157,25 @@ def test_peer_decides_as_meshward(
     assert not differ, f"{name} differs on {len(differ)} requests, e.g. {differ[0]}"
 
 
+def test_source_row_runs_the_sources_and_decides_as_the_compiled_build(
+    mesh: workload.Mesh, requests: list[Access], meshward_decisions: list[bool]
+) -> None:
+    """The bench's `meshward (source)` row: under a compiled install, the same package
+    loaded again from its Python sources, deciding every request alike (in the source tree
+    there is nothing to compare, and no such row)."""
+    from meshward.policy import hot_path_compiled
+
+    source = engines.source_policy_package()
+    if not hot_path_compiled():
+        assert source is None
+        return
+    assert source is not None
+    assert not source.hot_path_compiled()
+    assert source.evaluator.__file__.endswith(".py")
+    plain = engines.MeshwardEngine(mesh, source)
+    assert [plain.decide(a) for a in requests] == meshward_decisions
+
+
 def test_rego_module_has_no_every() -> None:
     # regorus 0.13's RVM mis-evaluates `every` over a multi-clause function; the
     # translation must keep avoiding it.
