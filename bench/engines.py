@@ -9,6 +9,8 @@ Forms (each peer's fastest honest form):
 
 - ``meshward``: the policy text rendered from the mesh, parsed, checked and compiled to
   decision tables; :func:`meshward.policy.evaluate` on a :class:`~meshward.policy.Request`.
+  ``meshward (source)``: the same, from the Python sources a compiled wheel ships beside its
+  extensions (:func:`source_policy_package`).
 - ``naive``: :class:`~bench.workload.NaiveScan`, a dict by destination scanned in order.
 - ``cedar``: cedarpy, one pre-parsed ``PolicySet`` per destination (a resource slice);
   the caller is a ``Workload`` entity whose parent is its ``Namespace``. ``cedar-caller``
