@@ -3,8 +3,8 @@
 A token feeds claims into a decision only after pyjwt verified its signature, issuer,
 audience, expiry and not-before (with bounded clock skew) under an allowed algorithm.
 Failures are classified into stable reasons for decisions and metrics. Tokens are never
-logged; the cache (verified tokens until they expire, lasting failures for a minute) is
-keyed by the token's SHA-256.
+logged; the caches (verified tokens until they expire, and apart from them, failures that
+cannot heal for a minute) are keyed by the token's SHA-256.
 """
 
 from __future__ import annotations
@@ -52,22 +52,14 @@ FAILURE_REASONS = (
 )
 
 
-# Failures that no later moment and no JWKS refresh turn into a success for the same token
-# (a key replaced under its own kid could, which is rare and is bounded by the TTL). They
-# are cached too, so a client resending a bad token costs a lookup, not a signature check.
-# An unknown key (a refresh may bring it), a token not yet valid and an unreachable JWKS
-# are never cached.
-LASTING_FAILURES = frozenset(
-    {
-        MALFORMED,
-        UNKNOWN_ISSUER,
-        DISALLOWED_ALGORITHM,
-        BAD_SIGNATURE,
-        EXPIRED,
-        WRONG_AUDIENCE,
-        MISSING_CLAIM,
-    }
-)
+# Failures found only after the signature was checked, which no later moment and no JWKS
+# refresh turn into a success for the same token (a key replaced under its own kid could,
+# which is rare and is bounded by the TTL). They are cached apart from verified tokens, so
+# a client resending such a token costs a lookup, not a signature check, and no flood of
+# bad tokens can push verified ones out. Failures found before any signature work
+# (malformed, unknown issuer, disallowed algorithm) cost little to find again; an unknown
+# key (a refresh may bring it) and a token not yet valid are never cached.
+LASTING_FAILURES = frozenset({BAD_SIGNATURE, EXPIRED, WRONG_AUDIENCE, MISSING_CLAIM})
 FAILURE_TTL_SECONDS = 60.0
 
 
@@ -190,6 +182,7 @@ class JwtVerifier:
         self._leeway = settings.leeway_seconds
         self._cache_size = settings.cache_size
         self._cache: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
+        self._failures: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._issuers = {
             i.issuer: (
@@ -212,22 +205,37 @@ class JwtVerifier:
         if not token:
             return NO_TOKEN
         digest = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(digest)
         now = time.time()
-        if cached is not None:
-            verified, expires = cached
-            if now <= expires:
-                return verified
-            with self._cache_lock:
-                self._cache.pop(digest, None)
+        for cache in (self._cache, self._failures):
+            cached = cache.get(digest)
+            if cached is not None:
+                result, expires = cached
+                if now <= expires:
+                    return result
+                with self._cache_lock:
+                    cache.pop(digest, None)
         result = self._verify(token)
-        until = _cache_until(result, now, self._leeway)
-        if until is not None and self._cache_size:
-            with self._cache_lock:
-                self._cache[digest] = (result, until)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+        if not self._cache_size:
+            return result
+        if result.claims is not None:
+            exp = result.claims.get("exp")
+            if isinstance(exp, int | float):
+                self._remember(self._cache, digest, result, float(exp) + self._leeway)
+        elif result.reason in LASTING_FAILURES:
+            self._remember(self._failures, digest, result, now + FAILURE_TTL_SECONDS)
         return result
+
+    def _remember(
+        self,
+        cache: OrderedDict[bytes, tuple[JwtResult, float]],
+        digest: bytes,
+        result: JwtResult,
+        until: float,
+    ) -> None:
+        with self._cache_lock:
+            cache[digest] = (result, until)
+            while len(cache) > self._cache_size:
+                cache.popitem(last=False)
 
     def _verify(self, token: str) -> JwtResult:
         try:
@@ -272,13 +280,3 @@ class JwtVerifier:
         except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
             return JwtResult(None, MALFORMED)
         return JwtResult(claims, None)
-
-
-def _cache_until(result: JwtResult, now: float, leeway: float) -> float | None:
-    """Until when a verification result may be reused, or None for not at all."""
-    if result.claims is not None:
-        exp = result.claims.get("exp")
-        return float(exp) + leeway if isinstance(exp, int | float) else None
-    if result.reason in LASTING_FAILURES:
-        return now + FAILURE_TTL_SECONDS
-    return None

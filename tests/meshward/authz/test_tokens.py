@@ -147,6 +147,29 @@ def test_lasting_failures_are_cached_and_healing_ones_are_not(
     assert checks.count(unknown_key) == checks.count(early) == 3
 
 
+def test_bad_tokens_cannot_push_verified_ones_out_of_the_cache(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, cache_size=3)
+    good = issuer.token({"sub": "good"})
+    assert verifier.verify(good).verified
+    for _ in range(10):
+        forged = issuer.token(key=ec.generate_private_key(ec.SECP256R1()))
+        assert verifier.verify(forged).reason == tokens.BAD_SIGNATURE
+    checks: list[str] = []
+    verify_once = verifier._verify
+
+    def counting(token: str) -> tokens.JwtResult:
+        checks.append(token)
+        return verify_once(token)
+
+    verifier._verify = counting  # type: ignore[method-assign]
+    assert verifier.verify(good).verified
+    assert checks == []
+    assert len(verifier._failures) == 3
+
+
 def test_cache_is_bounded(issuer: TestIssuer, tmp_path: Path) -> None:
     path = issuer.write_jwks(tmp_path / "jwks.json")
     verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, cache_size=3)
