@@ -4,8 +4,9 @@ The modules in ``HOT_PATH`` are ordinary, strictly typed Python. A wheel build c
 them to C extensions with mypyc; their sources ship beside the extensions and are what
 runs wherever the extensions are absent, with the same decisions (the whole test suite
 runs against both). Editable installs stay pure Python so that an edited source takes
-effect at once, and ``MESHWARD_PURE=1`` builds a pure wheel. A machine without a C
-compiler also gets a pure wheel: the extensions are optional.
+effect at once, and ``MESHWARD_PURE=1`` builds a pure wheel. Where the extensions cannot
+be built (no C compiler or no Python headers), the wheel holds only the sources, though
+it is still tagged for the platform it was built on.
 
 Everything else is declared in pyproject.toml.
 """
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 # Every decision runs through these, and only these (policy/evaluator.py and what it
 # calls): a compiled one pays no interpreter overhead per bytecode.
@@ -53,9 +55,24 @@ def _hot_path_extensions() -> list[object]:
         target_dir=str(Path("build", "mypyc", "c")),
         group_name="meshward.policy.hot_path",  # one shared library, inside the package
     )
-    for extension in extensions:
-        extension.optional = True  # no C compiler: the pure-Python modules serve
     return list(extensions)
+
+
+class _AllOrNothing(build_ext):
+    """Build the hot path's extensions together or not at all. Each compiled module is a
+    stub that loads one shared library: stubs without it would shadow the sources and fail
+    to import, so if any extension fails to build (no C compiler, no Python headers, a
+    compiler warning under mypyc's -Werror), none ships and the sources serve."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # setuptools' compile, link and platform errors
+            print(f"meshward: not compiling the hot path ({exc}); the wheel runs the sources")
+            for extension in self.extensions:
+                built = Path(self.get_ext_fullpath(extension.name))
+                built.unlink(missing_ok=True)
+            self.extensions = []
 
 
 extensions: list[object] = []
@@ -66,4 +83,4 @@ if _building_a_wheel():
         shutil.rmtree(stale)
     if os.environ.get("MESHWARD_PURE") != "1":
         extensions = _hot_path_extensions()
-setup(ext_modules=extensions)
+setup(ext_modules=extensions, cmdclass={"build_ext": _AllOrNothing})
