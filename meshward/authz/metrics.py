@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from itertools import accumulate
@@ -10,6 +11,7 @@ from itertools import accumulate
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from .holder import ReloadResult
@@ -73,6 +75,9 @@ class DecisionStats(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[tuple[bool, str], int] = {}
+        # When each series began, exported as `_created` as prometheus-client's own do.
+        self._created: dict[tuple[bool, str], float] = {}
+        self._started = time.time()
         # Per transport: a count per bucket (the last one is +Inf), not yet cumulative.
         self._buckets = {t: [0] * (len(LATENCY_BUCKETS) + 1) for t in TRANSPORTS}
         self._sums = dict.fromkeys(TRANSPORTS, 0.0)
@@ -82,18 +87,24 @@ class DecisionStats(Collector):
         key = (allowed, rule)
         slot = bisect_left(LATENCY_BUCKETS, seconds)  # the first bucket with le >= seconds
         with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
+            count = self._counts.get(key)
+            if count is None:
+                count = 0
+                self._created[key] = time.time()
+            self._counts[key] = count + 1
             self._buckets[transport][slot] += 1
             self._sums[transport] += seconds
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             counts = dict(self._counts)
+            created = dict(self._created)
             buckets = {t: list(b) for t, b in self._buckets.items()}
             sums = dict(self._sums)
         decisions = _decisions_family()
         for (allowed, rule), n in sorted(counts.items()):
-            decisions.add_metric(["allow" if allowed else "deny", rule], n)
+            labels = ["allow" if allowed else "deny", rule]
+            decisions.add_metric(labels, n, created=created[(allowed, rule)])
         yield decisions
         latency = _latency_family()
         bounds = [floatToGoString(b) for b in (*LATENCY_BUCKETS, float("inf"))]
@@ -101,6 +112,9 @@ class DecisionStats(Collector):
             cumulative = accumulate(buckets[transport])
             pairs = list(zip(bounds, cumulative, strict=True))
             latency.add_metric([transport], pairs, sums[transport])
+            # HistogramMetricFamily takes no creation time: add the sample itself.
+            labels = {"transport": transport}
+            latency.samples.append(Sample(f"{latency.name}_created", labels, self._started))
         yield latency
 
     def describe(self) -> Iterator[Metric]:
