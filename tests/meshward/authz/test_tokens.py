@@ -116,13 +116,8 @@ def test_verified_tokens_are_cached_until_expiry(issuer: TestIssuer, tmp_path: P
     assert verifier.verify(short).reason in (tokens.EXPIRED, tokens.BAD_SIGNATURE)
 
 
-def test_lasting_failures_are_cached_and_healing_ones_are_not(
-    issuer: TestIssuer, tmp_path: Path
-) -> None:
-    """A resent bad token costs a lookup, not a signature check; a token that may still
-    become good (unknown key, not yet valid) is verified again every time."""
-    path = issuer.write_jwks(tmp_path / "jwks.json")
-    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0)
+def _signature_checks(verifier: JwtVerifier) -> list[str]:
+    """The tokens the verifier verifies from now on (each one that missed its caches)."""
     checks: list[str] = []
     verify_once = verifier._verify
 
@@ -131,6 +126,17 @@ def test_lasting_failures_are_cached_and_healing_ones_are_not(
         return verify_once(token)
 
     verifier._verify = counting  # type: ignore[method-assign]
+    return checks
+
+
+def test_lasting_failures_are_cached_and_healing_ones_are_not(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    """A resent bad token costs a lookup, not a signature check; a token that may still
+    become good (unknown key, not yet valid) is verified again every time."""
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0)
+    checks = _signature_checks(verifier)
     forged = issuer.token(key=ec.generate_private_key(ec.SECP256R1()))
     expired = issuer.token(ttl=-3600)
     unknown_key = issuer.token(kid="k9", key=ec.generate_private_key(ec.SECP256R1()))
@@ -157,14 +163,7 @@ def test_bad_tokens_cannot_push_verified_ones_out_of_the_cache(
     for _ in range(10):
         forged = issuer.token(key=ec.generate_private_key(ec.SECP256R1()))
         assert verifier.verify(forged).reason == tokens.BAD_SIGNATURE
-    checks: list[str] = []
-    verify_once = verifier._verify
-
-    def counting(token: str) -> tokens.JwtResult:
-        checks.append(token)
-        return verify_once(token)
-
-    verifier._verify = counting  # type: ignore[method-assign]
+    checks = _signature_checks(verifier)
     assert verifier.verify(good).verified
     assert checks == []
     assert len(verifier._failures) == 3
