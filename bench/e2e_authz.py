@@ -709,12 +709,12 @@ def report(
         "| target | measured | |",
         "| --- | --- | --- |",
         f"| meshward HTTP ≥ {TARGET_HTTP_THROUGHPUT:.0%} of bare-ASGI always-allow throughput "
-        f"| {http.rps / asgi.rps:.0%} | {met(http.rps / asgi.rps >= TARGET_HTTP_THROUGHPUT)} |",
+        f"| {http.rps / asgi.rps:.1%} | {met(http.rps / asgi.rps >= TARGET_HTTP_THROUGHPUT)} |",
         f"| meshward HTTP p50 and p99 @1,000/s ≤ {TARGET_HTTP_LATENCY}× bare ASGI "
         f"| p50 {p50:.2f}×, p99 {p99:.2f}× "
         f"| {met(p50 <= TARGET_HTTP_LATENCY and p99 <= TARGET_HTTP_LATENCY)} |",
         f"| meshward gRPC ≥ {TARGET_GRPC_THROUGHPUT:.0%} of always-allow on the same stack (sync) "
-        f"| {grpc.rps / same_stack.rps:.0%} "
+        f"| {grpc.rps / same_stack.rps:.1%} "
         f"| {met(grpc.rps / same_stack.rps >= TARGET_GRPC_THROUGHPUT)} |",
         f"| (for reference) meshward HTTP vs a bare-ASGI server answering half allow, half deny "
         f"| {http.rps / alternate.rps:.0%} | Envoy's cost of denials: always-allow vs "
