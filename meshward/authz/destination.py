@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshward.policy.request import host_name
+
 from .settings import DestinationSettings
 
 
@@ -34,16 +36,8 @@ class DestinationResolver:
             if value:
                 return value
         if host:
-            return self._hosts.get(host_without_port(host))
+            return self._hosts.get(host_name(host) or host)
         return None
-
-
-def host_without_port(host: str) -> str:
-    """``Reviews.Default:9080`` is ``reviews.default``; ``[::1]:80`` is ``[::1]``."""
-    host = host.lower()
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def host_port(host: str | None) -> int | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from meshward.authz.destination import DestinationResolver, host_port, host_without_port
+from meshward.authz.destination import DestinationResolver, host_port
 from meshward.authz.settings import DestinationSettings
+from meshward.policy.request import host_name
 
 
 def test_header_then_context_extension_then_host_map() -> None:
@@ -38,5 +39,5 @@ def test_header_ignored_when_not_configured() -> None:
     ],
 )
 def test_host_parts(host: str, name: str, port: int | None) -> None:
-    assert host_without_port(host) == name
+    assert host_name(host) == name
     assert host_port(host) == port
