@@ -35,9 +35,8 @@ class DestinationResolver:
             value = context_extensions.get(self._extension)
             if value:
                 return value
-        if host:
-            return self._hosts.get(host_name(host) or host)
-        return None
+        name = host_name(host)
+        return self._hosts.get(name) if name else None
 
 
 def host_port(host: str | None) -> int | None:
