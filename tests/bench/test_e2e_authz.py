@@ -1,0 +1,84 @@
+"""The ext_authz benchmark's own parts: its always-allow gRPC ceilings answer OK on every
+stack, and its CPU accounting counts a server's children (pyvoy runs Envoy as one).
+
+Correctness only; nothing here measures time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
+from google.rpc import code_pb2, status_pb2
+
+from bench import e2e_authz
+
+CHECK = pb.CheckRequest()
+CHECK.attributes.request.http.method = "GET"
+CHECK.attributes.request.http.path = "/orders"
+
+
+@pytest.mark.parametrize("kind", ["grpc-sync", "grpc-aio", "grpc-grpclib"])
+def test_grpc_ceilings_allow(kind: str, tmp_path: Path) -> None:
+    with (
+        e2e_authz.allow_server(kind, tmp_path) as (port, _pid),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        response = pb_grpc.AuthorizationStub(channel).Check(CHECK, timeout=10)
+    assert response.status.code == code_pb2.OK
+
+
+def test_pyvoy_app_answers_one_framed_ok(monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = pb.CheckResponse(status=status_pb2.Status(code=code_pb2.OK)).SerializeToString()
+    monkeypatch.setenv("MESHWARD_BENCH_GRPC_OK", ok.hex())
+    module = importlib.reload(importlib.import_module("bench.pyvoy_allow"))
+    request = CHECK.SerializeToString()
+    frame = b"\x00" + len(request).to_bytes(4, "big") + request
+    chunks = [frame[:3], frame[3:]]  # the app must read the whole body, in any chunks
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        body = chunks.pop(0)
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(module.app({"type": "http"}, receive, send))
+    assert not chunks
+    start, body, trailers = sent
+    assert start["status"] == 200 and start["trailers"] is True
+    assert (b"content-type", b"application/grpc") in start["headers"]
+    payload = body["body"]
+    assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == len(payload) - 5
+    assert pb.CheckResponse.FromString(payload[5:]).status.code == code_pb2.OK
+    assert trailers["headers"] == [(b"grpc-status", b"0")]
+
+
+def test_cpu_seconds_counts_live_children() -> None:
+    child = (
+        "import time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\ntime.sleep(30)"
+    )
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    process = subprocess.Popen([sys.executable, "-c", parent])
+    try:
+        deadline = time.monotonic() + 20
+        used = 0.0
+        while time.monotonic() < deadline and used < 0.3:
+            used = e2e_authz.cpu_seconds(process.pid) or 0.0
+            time.sleep(0.05)
+        assert used >= 0.3  # the parent alone only starts Python and waits
+    finally:
+        subprocess.run(["pkill", "-P", str(process.pid)], check=False)
+        process.kill()
+        process.wait()
