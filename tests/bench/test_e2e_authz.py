@@ -1,14 +1,16 @@
 """The ext_authz benchmark's own parts: its always-allow gRPC ceilings answer OK on every
 stack, and its CPU accounting counts a server's children (pyvoy runs Envoy as one).
 
-Correctness only; nothing here measures time.
+Correctness only; nothing here measures time. The pyvoy round trip runs where pyvoy is
+installed (``MESHWARD_PYVOY``, as ``./dev bench`` sets it); its ASGI app is tested
+everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import subprocess
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,9 +20,10 @@ import grpc
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2
 
 from bench import e2e_authz
+from meshward.testing.processes import terminate
 
 CHECK = pb.CheckRequest()
 CHECK.attributes.request.http.method = "GET"
@@ -37,8 +40,18 @@ def test_grpc_ceilings_allow(kind: str, tmp_path: Path) -> None:
     assert response.status.code == code_pb2.OK
 
 
+@pytest.mark.skipif(not os.environ.get("MESHWARD_PYVOY"), reason="pyvoy is not installed")
+def test_pyvoy_ceiling_allows(tmp_path: Path) -> None:
+    with (
+        e2e_authz.pyvoy_allow_server(tmp_path) as (port, _pid),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        response = pb_grpc.AuthorizationStub(channel).Check(CHECK, timeout=10)
+    assert response.status.code == code_pb2.OK
+
+
 def test_pyvoy_app_answers_one_framed_ok(monkeypatch: pytest.MonkeyPatch) -> None:
-    ok = pb.CheckResponse(status=status_pb2.Status(code=code_pb2.OK)).SerializeToString()
+    ok = e2e_authz.allow_response().SerializeToString()
     monkeypatch.setenv("MESHWARD_BENCH_GRPC_OK", ok.hex())
     module = importlib.reload(importlib.import_module("bench.pyvoy_allow"))
     request = CHECK.SerializeToString()
@@ -60,25 +73,54 @@ def test_pyvoy_app_answers_one_framed_ok(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (b"content-type", b"application/grpc") in start["headers"]
     payload = body["body"]
     assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == len(payload) - 5
-    assert pb.CheckResponse.FromString(payload[5:]).status.code == code_pb2.OK
+    assert payload[5:] == ok
     assert trailers["headers"] == [(b"grpc-status", b"0")]
 
 
-def test_cpu_seconds_counts_live_children() -> None:
+def test_cpu_seconds_counts_live_children(tmp_path: Path) -> None:
     child = (
         "import time\nt = time.process_time()\n"
         "while time.process_time() - t < 0.3: pass\ntime.sleep(30)"
     )
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
-    process = subprocess.Popen([sys.executable, "-c", parent])
-    try:
+    with e2e_authz._process([sys.executable, "-c", parent], tmp_path / "log") as process:
         deadline = time.monotonic() + 20
         used = 0.0
         while time.monotonic() < deadline and used < 0.3:
             used = e2e_authz.cpu_seconds(process.pid) or 0.0
             time.sleep(0.05)
         assert used >= 0.3  # the parent alone only starts Python and waits
-    finally:
-        subprocess.run(["pkill", "-P", str(process.pid)], check=False)
-        process.kill()
-        process.wait()
+    assert not _running_in_group(process.pid)  # stopping the parent stopped its child
+
+
+def test_terminate_group_leaves_no_straggler(tmp_path: Path) -> None:
+    # The parent exits on SIGTERM; its child ignores SIGTERM, so only a group SIGKILL
+    # after the parent is gone stops it.
+    child = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    parent = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); "
+        "time.sleep(60)"
+    )
+    with e2e_authz._process([sys.executable, "-c", parent], tmp_path / "log") as process:
+        time.sleep(0.5)  # the child is up
+    assert process.returncode is not None
+    assert not _running_in_group(process.pid)
+    terminate(process, 5, group=True)  # idempotent once the group is gone
+
+
+def _running_in_group(group: int) -> list[int]:
+    """Processes of a process group still running (killed ones may linger as zombies
+    until whoever adopted them reaps them)."""
+    deadline = time.monotonic() + 5  # a SIGKILL takes effect asynchronously
+    while True:
+        running = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+            if int(pgrp) == group and state != "Z":
+                running.append(int(stat.parent.name))
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.05)
