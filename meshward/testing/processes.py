@@ -10,7 +10,7 @@ import subprocess
 
 def terminate(process: subprocess.Popen[bytes], timeout: float, group: bool = False) -> int | None:
     """SIGTERM, then SIGKILL if the process has not exited within ``timeout`` seconds;
-    returns its exit code. With ``group`` (a process started in a session of its own),
+    returns its exit code. With ``group`` (a process that leads a process group of its own),
     the signals go to its whole process group, and whatever of the group outlives the
     leader is killed too: a launcher's children must not outlive it."""
 
