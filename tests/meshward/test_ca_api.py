@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from cryptography import x509
@@ -168,7 +168,7 @@ def served(ca: TrustDomainCa) -> Iterator[str]:
 
 def test_real_server_signs_a_csr(served: str, ca: TrustDomainCa) -> None:
     key, csr = _csr(None)
-    with httpx.Client(base_url=served, timeout=10) as http:
+    with httpx2.Client(base_url=served, timeout=10) as http:
         response = http.post("/v1/x509-svid", json={"csr": csr}, headers=_auth(ca))
         assert response.status_code == 200
         chain = x509.load_pem_x509_certificates(response.json()["chain"].encode())

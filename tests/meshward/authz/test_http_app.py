@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from meshward.authz import core
 from meshward.authz.http_app import build_http_app
@@ -19,10 +19,12 @@ PRODUCTPAGE = "spiffe://cluster.local/ns/default/sa/productpage"
 DEST = {"x-meshward-destination": "reviews.default"}
 
 
-def _call(app: Any, method: str, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://reviews:9080") as c:
+def _call(
+    app: Any, method: str, url: str, headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    async def go() -> httpx2.Response:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://reviews:9080") as c:
             return await c.request(method, url, headers=headers)
 
     return asyncio.run(go())
