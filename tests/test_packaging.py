@@ -34,11 +34,14 @@ def test_grammar_ships_as_package_data():
 
 
 def test_the_hot_path_runs_as_built():
-    """The source tree runs the evaluator as Python; the wheel `./dev test` builds compiles
-    it wherever a C compiler is present, so the suite runs once against each."""
+    """The source tree runs the evaluator and the ext_authz check as Python; the wheel
+    `./dev test` builds compiles both wherever a C compiler is present, so the suite runs
+    once against each."""
     import os
     import shutil
+    from importlib.machinery import EXTENSION_SUFFIXES
 
+    from meshward.authz import core, http_app
     from meshward.policy import hot_path_compiled
 
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
@@ -47,3 +50,5 @@ def test_the_hot_path_runs_as_built():
     )
     expected = bool(os.environ.get("MESHWARD_WHEEL_CHECK")) and can_compile
     assert hot_path_compiled() is expected
+    for module in (core, http_app):  # the check path's two ends
+        assert (module.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES)) is expected, module

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
-from meshward.policy import Decision, Request, evaluate
+from meshward.policy.decision import Decision
+from meshward.policy.evaluator import evaluate
 from meshward.policy.paths import AmbiguousPathError, canonical_path
+from meshward.policy.request import Request
 
 from . import tokens
 from .decision_log import DecisionLog, DecisionRecord, utc_now

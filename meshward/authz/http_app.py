@@ -1,9 +1,11 @@
-"""HTTP mode: the ext_authz check as a bare ASGI callable, beside a FastAPI admin app.
+"""HTTP mode: the ext_authz check as a bare ASGI callable, in front of the admin app.
 
 The check path pays no framework cost: it reads the ASGI scope, asks the
-:class:`Authorizer` and sends two messages. Every other path goes to the FastAPI app
-(``/healthz``, ``/readyz``, ``/metrics``, ``POST /admin/reload``). Envoy's HTTP
-ext_authz sends the client's method and path under ``check_prefix``; only a 200 allows.
+:class:`Authorizer` and sends two messages. Every other path goes to the FastAPI app of
+``admin_app`` (``/healthz``, ``/readyz``, ``/metrics``, ``POST /admin/reload``). Envoy's
+HTTP ext_authz sends the client's method and path under ``check_prefix``; only a 200
+allows. This module is part of the compiled hot path (setup.py); FastAPI, which reads
+its routes' signatures, stays in a module of its own.
 """
 
 from __future__ import annotations
@@ -12,13 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.concurrency import run_in_threadpool
-
+from .admin_app import admin_app
 from .core import Authorizer, CheckInput, Outcome
-from .holder import PolicyHolder
 from .identity import identity_reader
 
 log = logging.getLogger("meshward.authz.http")
@@ -108,57 +105,6 @@ def _response(outcome: Outcome) -> tuple[Message, bytes]:
         body = outcome.body
     headers.append((b"content-length", str(len(body)).encode()))
     return {"type": "http.response.start", "status": outcome.status, "headers": headers}, body
-
-
-def admin_app(authorizer: Authorizer) -> FastAPI:
-    """Health, readiness, metrics, and a reload that answers with its result."""
-    holder = authorizer.holder
-    registry = authorizer.metrics.registry
-    app = FastAPI(title="meshward ext_authz", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    def readyz() -> JSONResponse:
-        body = readiness(holder)
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.post("/admin/reload")
-    async def reload() -> JSONResponse:
-        result = await run_in_threadpool(holder.reload)
-        body = {
-            "ok": result.ok,
-            "fingerprint": result.fingerprint,
-            "rules": result.rule_count,
-            "error": result.error,
-            "seconds": round(result.seconds, 4),
-        }
-        return JSONResponse(body, status_code=200 if result.ok else 422)
-
-    return app
-
-
-def readiness(holder: PolicyHolder) -> dict[str, Any]:
-    """The ``/readyz`` document: ready once a policy is loaded; the last load error shows
-    even while an older good policy keeps serving."""
-    policy = holder.policy
-    return {
-        "ready": policy is not None,
-        "policy": None
-        if policy is None
-        else {
-            "fingerprint": policy.fingerprint,
-            "rules": policy.rule_count,
-            "loaded_at": holder.loaded_at,
-        },
-        "last_error": holder.last_error,
-    }
 
 
 def build_http_app(authorizer: Authorizer) -> CheckApp:

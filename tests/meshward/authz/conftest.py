@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from meshward.authz.core import Authorizer
@@ -43,6 +45,7 @@ service api.default {
 """
 
 MakeAuthorizer = Callable[..., Authorizer]
+AsgiCall = Callable[..., httpx2.Response]
 
 
 @pytest.fixture
@@ -98,3 +101,20 @@ def make_authorizer(
     yield make
     for authorizer in made:
         authorizer.decision_log.close()
+
+
+@pytest.fixture
+def asgi_call() -> AsgiCall:
+    """``call(app, method, url, headers=None)``: one request to an ASGI app, in process."""
+
+    def call(
+        app: Any, method: str, url: str, headers: dict[str, str] | None = None
+    ) -> httpx2.Response:
+        async def go() -> httpx2.Response:
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://reviews:9080") as c:
+                return await c.request(method, url, headers=headers)
+
+        return asyncio.run(go())
+
+    return call
