@@ -91,11 +91,11 @@ class DecisionIds:
     """Unique, cheap decision ids: a random per-process prefix and a counter."""
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(6).hex()
-        self._counter = itertools.count(1)
+        self._prefix = os.urandom(6).hex() + "-"
+        self._counter = itertools.count(1)  # thread-safe, where `+= 1` is not
 
     def next(self) -> str:
-        return f"{self._prefix}-{next(self._counter):x}"
+        return self._prefix + format(next(self._counter), "x")
 
 
 class Authorizer:

@@ -41,29 +41,28 @@ class DecisionRecord(NamedTuple):
 
     def to_json_line(self) -> str:
         """The record as one line of JSON (every control and non-ASCII character escaped).
-        Written out field by field, with no helper call per field: a denial is always
-        logged, and this costs less than half of what ``json.dumps`` of a dict does."""
+        Written out field by field: a denial is always logged, and this costs less than
+        half of what ``json.dumps`` of a dict does. Every substitution is a plain ``str``,
+        which compiled code joins directly (anything else goes through ``str.format``)."""
         enc = encode_basestring_ascii
-        principal, ip, destination, path, jwt = (
-            self.principal,
-            self.source_ip,
-            self.destination,
-            self.path,
-            self.jwt,
-        )
         audit = ",".join(f'{{"rule":{enc(r)},"would":{enc(w)}}}' for r, w in self.audit)
+        result = "allow" if self.allowed else "deny"
+        status = str(int(self.status))
+        latency = repr(float(self.latency_us))
         return (
             f'{{"time":{enc(self.time)},"decision_id":{enc(self.decision_id)},'
-            f'"source":{{"principal":{"null" if principal is None else enc(principal)},'
-            f'"ip":{"null" if ip is None else enc(ip)}}},'
-            f'"destination":{"null" if destination is None else enc(destination)},'
-            f'"method":{enc(self.method)},"path":{"null" if path is None else enc(path)},'
-            f'"result":"{"allow" if self.allowed else "deny"}",'
-            f'"status":{int(self.status)},"rule":{enc(self.rule)},'
+            f'"source":{{"principal":{_nullable(self.principal)},'
+            f'"ip":{_nullable(self.source_ip)}}},'
+            f'"destination":{_nullable(self.destination)},'
+            f'"method":{enc(self.method)},"path":{_nullable(self.path)},'
+            f'"result":"{result}","status":{status},"rule":{enc(self.rule)},'
             f'"reason":{enc(self.reason)},"audit":[{audit}],'
-            f'"jwt":{"null" if jwt is None else enc(jwt)},'
-            f'"latency_us":{float(self.latency_us)!r}}}\n'
+            f'"jwt":{_nullable(self.jwt)},"latency_us":{latency}}}\n'
         )
+
+
+def _nullable(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 class DecisionLog:
@@ -140,7 +139,7 @@ class _Clock:
         if second != cached_second:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._cached = (second, prefix)
-        return f"{prefix}.{int((t - second) * 1e6):06d}Z"
+        return prefix + "." + str(int((t - second) * 1e6)).zfill(6) + "Z"
 
 
 utc_now = _Clock().now

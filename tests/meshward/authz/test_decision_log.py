@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -104,3 +105,18 @@ def test_a_line_is_exactly_the_record_as_json() -> None:
         "jwt": "expired",
         "latency_us": 12.5,
     }
+
+
+def test_timestamps_are_utc_with_microseconds() -> None:
+    from datetime import UTC, datetime
+
+    from meshward.authz.decision_log import utc_now
+
+    before = datetime.now(UTC)
+    stamps = [utc_now() for _ in range(3)]
+    after = datetime.now(UTC)
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+        parsed = datetime.fromisoformat(stamp)
+        assert before.replace(microsecond=0) <= parsed <= after
+    assert stamps == sorted(stamps)
