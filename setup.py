@@ -30,7 +30,16 @@ from setuptools.command.build_ext import build_ext
 # dwarfs its own) stay Python.
 HOT_PATH = {
     "policy": ("evaluator", "tables", "conditions", "decision", "identity", "paths", "request"),
-    "authz": ("core", "http_app", "decision_log", "destination", "identity", "xfcc", "tokens"),
+    "authz": (
+        "core",
+        "http_app",
+        "decision_log",
+        "decision_stats",
+        "destination",
+        "identity",
+        "xfcc",
+        "tokens",
+    ),
 }
 # Where each package's sources live in this tree (pyproject's package-dir).
 SOURCES = {"policy": Path("policy"), "authz": Path("meshward", "authz")}

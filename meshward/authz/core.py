@@ -15,7 +15,6 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
@@ -46,34 +45,76 @@ _EMPTY: Mapping[str, str] = {}
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20-\x7e]")
 
 
-@dataclass(slots=True)
 class CheckInput:
     """What Envoy asked, in transport-neutral form. ``headers`` have lower-case names;
     ``principal`` is an identity the transport already established (or None)."""
 
-    method: str
-    path: str
-    host: str | None
-    headers: Mapping[str, str]
-    principal: str | None = None
-    source_ip: str | None = None
-    context_extensions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    # A plain class, not a dataclass: compiled, its __init__ is native code, where a
+    # dataclass's generated __init__ stays interpreted (this runs on every request).
+    __slots__ = (
+        "context_extensions",
+        "headers",
+        "host",
+        "method",
+        "path",
+        "principal",
+        "source_ip",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        host: str | None,
+        headers: Mapping[str, str],
+        principal: str | None = None,
+        source_ip: str | None = None,
+        context_extensions: Mapping[str, str] = _EMPTY,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.host = host
+        self.headers = headers
+        self.principal = principal
+        self.source_ip = source_ip
+        self.context_extensions = context_extensions
 
 
-@dataclass(slots=True)  # not frozen: frozen construction costs on every request
 class Outcome:
     """The answer for Envoy. ``status`` is 200 when allowed; ``upstream_headers`` go to the
     application on allow, ``remove_headers`` are stripped from its request; ``body`` is the
     JSON sent to the client on deny."""
 
-    allowed: bool
-    status: int
-    decision_id: str
-    reason: str
-    rule: str
-    upstream_headers: tuple[tuple[str, str], ...] = ()
-    remove_headers: tuple[str, ...] = ()
-    body: bytes = b""
+    __slots__ = (
+        "allowed",
+        "body",
+        "decision_id",
+        "reason",
+        "remove_headers",
+        "rule",
+        "status",
+        "upstream_headers",
+    )
+
+    def __init__(
+        self,
+        allowed: bool,
+        status: int,
+        decision_id: str,
+        reason: str,
+        rule: str,
+        upstream_headers: tuple[tuple[str, str], ...] = (),
+        remove_headers: tuple[str, ...] = (),
+        body: bytes = b"",
+    ) -> None:
+        self.allowed = allowed
+        self.status = status
+        self.decision_id = decision_id
+        self.reason = reason
+        self.rule = rule
+        self.upstream_headers = upstream_headers
+        self.remove_headers = remove_headers
+        self.body = body
 
     @property
     def deny_headers(self) -> tuple[tuple[str, str], ...]:
