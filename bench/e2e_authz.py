@@ -747,6 +747,13 @@ def _stacks_note(pyvoy_measured: bool) -> str:
     return note + f", pyvoy {pyvoy} (the ASGI app runs inside pyvoy's Envoy {envoy}, one worker)."
 
 
+def _build() -> str:
+    from meshward.policy import hot_path_compiled
+
+    # One build compiles the decision and the check path together, or neither (setup.py).
+    return "compiled" if hot_path_compiled() else "running as Python source"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
@@ -771,6 +778,7 @@ def report(
         f"Workload: {args.rules:,} rules (`bench/workload.py`, seed 7), {len(corpus.requests):,} "
         f"requests cycled; {corpus.with_identity:,} carry a caller identity (XFCC), "
         f"{corpus.with_jwt:,} a JWT (ES256, verified by meshward; cached after first use). "
+        f"meshward runs from the installed wheel, its hot path {_build()}. "
         f"All variants run side by side and are measured round-robin, {args.rounds} round(s). "
         f"Closed loop: wrk -t2 -c32, {args.seconds:g} s per round, median of rounds. Fixed "
         f"rates: open loop, {args.rate_seconds:g} s per round, latencies pooled over rounds "
