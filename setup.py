@@ -43,9 +43,11 @@ HOT_PATH = {
 }
 # Where each package's sources live in this tree (pyproject's package-dir).
 SOURCES = {"policy": Path("policy"), "authz": Path("meshward", "authz")}
-# The build environment holds only the build requirements: the libraries the check path
-# calls (pyjwt, pydantic, ...) are typed as Any there, and modules that are not compiled
-# are read for their types but not checked (the dev environment's mypy checks them).
+# Compiled, the hot path's annotations are checked at run time, so it is type-checked
+# strictly twice: by the wheel build, whose environment holds only the build requirements
+# (the libraries the check path calls, pyjwt and the like, are Any there), and by
+# `./dev test` against the installed libraries (`typecheck_hot_path`). Modules that are
+# not compiled are read for their types but not checked.
 MYPY_CONFIG = """\
 [mypy]
 strict = True
@@ -59,13 +61,10 @@ def _building_a_wheel() -> bool:
     return "bdist_wheel" in commands and "editable_wheel" not in commands
 
 
-def _hot_path_extensions() -> list[object]:
-    try:
-        from mypyc.build import mypycify
-    except ImportError:  # a build without its build requirements: stay pure
-        return []
-    # mypyc names a module after its path, and the source tree maps `meshward.policy` to
-    # `policy/`: stage the sources under the package names they are installed as.
+def stage_hot_path() -> tuple[Path, list[str]]:
+    """Copy the hot path's packages under the names they are installed as (mypyc names a
+    module after its path, and this tree maps `meshward.policy` to `policy/`), beside a
+    mypy config; returns the config and the modules to compile."""
     stage = Path("build", "mypyc", "src")
     shutil.rmtree(stage, ignore_errors=True)
     (stage / "meshward").mkdir(parents=True)
@@ -82,6 +81,27 @@ def _hot_path_extensions() -> list[object]:
         hot += [str(package / f"{module}.py") for module in modules]
     config = stage / "mypy.ini"
     config.write_text(MYPY_CONFIG)
+    return config, hot
+
+
+def typecheck_hot_path() -> int:
+    """mypy --strict on the staged hot path, against the installed libraries; the exit
+    status (``./dev test`` runs this)."""
+    from mypy import api
+
+    config, hot = stage_hot_path()
+    out, err, status = api.run(["--config-file", str(config), *hot])
+    print(out, end="")
+    print(err, end="", file=sys.stderr)
+    return status
+
+
+def _hot_path_extensions() -> list[object]:
+    try:
+        from mypyc.build import mypycify
+    except ImportError:  # a build without its build requirements: stay pure
+        return []
+    config, hot = stage_hot_path()
     extensions = mypycify(
         ["--config-file", str(config), *hot],
         only_compile_paths=hot,
@@ -108,12 +128,14 @@ class _AllOrNothing(build_ext):
             self.extensions = []
 
 
-extensions: list[object] = []
-if _building_a_wheel():
-    # A wheel packs whatever build/lib holds: start it empty, so that no extension of an
-    # earlier build (or no longer listed) ships in this one.
-    for stale in Path("build").glob("lib*"):
-        shutil.rmtree(stale)
-    if os.environ.get("MESHWARD_PURE") != "1":
-        extensions = _hot_path_extensions()
-setup(ext_modules=extensions, cmdclass={"build_ext": _AllOrNothing})
+# setuptools runs this file as __main__; `./dev test` imports it for typecheck_hot_path.
+if __name__ == "__main__":
+    extensions: list[object] = []
+    if _building_a_wheel():
+        # A wheel packs whatever build/lib holds: start it empty, so that no extension of an
+        # earlier build (or no longer listed) ships in this one.
+        for stale in Path("build").glob("lib*"):
+            shutil.rmtree(stale)
+        if os.environ.get("MESHWARD_PURE") != "1":
+            extensions = _hot_path_extensions()
+    setup(ext_modules=extensions, cmdclass={"build_ext": _AllOrNothing})

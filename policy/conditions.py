@@ -130,7 +130,7 @@ def attribute_getter(attr: model.AttributeRef) -> Getter:
         def jwt(ctx: Context) -> Any:
             value: Any = ctx.request.jwt
             for key in claim_path:
-                # Claims are decoded JSON, so dicts: a branch of their own is one exact
+                # Claims are decoded JSON, so dicts: a branch of their own is one cheap
                 # type check and a direct lookup once compiled.
                 if isinstance(value, dict):  # noqa: SIM114 (the typed branch is the point)
                     value = value.get(key, _MISSING)

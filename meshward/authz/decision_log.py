@@ -133,7 +133,10 @@ class _Clock:
         self._cached = (-1, "")  # (second, its formatted form), replaced as one object
 
     def now(self) -> str:
-        t = time.time()
+        return self.at(time.time())
+
+    def at(self, t: float) -> str:
+        """The timestamp of ``t`` (seconds since the epoch)."""
         second = int(t)
         cached_second, prefix = self._cached
         if second != cached_second:

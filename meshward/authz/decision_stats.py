@@ -44,12 +44,13 @@ class DecisionCounts:
         key = (allowed, rule)
         slot = bisect_left(LATENCY_BUCKETS, seconds)  # the first bucket with le >= seconds
         with self._lock:
+            buckets = self._buckets[transport]  # first: an unknown transport changes nothing
             count = self._counts.get(key)
             if count is None:
                 count = 0
                 self._created[key] = time.time()
             self._counts[key] = count + 1
-            self._buckets[transport][slot] += 1
+            buckets[slot] += 1
             self._sums[transport] += seconds
 
     def snapshot(self) -> Snapshot:

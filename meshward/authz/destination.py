@@ -47,4 +47,8 @@ def host_port(host: str | None) -> int | None:
     if tail.count(":") != 1:
         return None
     digits = tail.rsplit(":", 1)[1]
-    return int(digits) if digits.isdigit() and int(digits) <= 65535 else None
+    # ASCII digits only: str.isdigit also accepts characters int() refuses, such as '²'.
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    port = int(digits)
+    return port if port <= 65535 else None

@@ -47,7 +47,9 @@ class CheckApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            raw: bytes = scope.get("raw_path") or scope["path"].encode()
+            # bytes(): compiled, a bytearray here would fail the annotation outside the
+            # check's try, and the server would answer 500 instead of a deny.
+            raw = bytes(scope.get("raw_path") or scope["path"].encode())
             if raw.startswith(self._prefix_slash) or raw == self._prefix:
                 await self._check(scope, raw, send)
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ def test_decision_ids_are_unique(make_authorizer: MakeAuthorizer) -> None:
     authorizer = make_authorizer()
     ids = {authorizer.check(_input(), "http").decision_id for _ in range(100)}
     assert len(ids) == 100
+    # A random per-process prefix, then a counter in hex.
+    assert all(re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", i) for i in ids), ids
+    assert len({i.split("-")[0] for i in ids}) == 1
 
 
 def test_unknown_destination_and_not_ready_deny(make_authorizer: MakeAuthorizer) -> None:

@@ -105,6 +105,14 @@ def test_a_line_is_exactly_the_record_as_json() -> None:
         "jwt": "expired",
         "latency_us": 12.5,
     }
+    # Key order and separators too, for the tools that read the lines as text.
+    assert record("d-2", allowed=True).to_json_line() == (
+        '{"time":"2026-01-31T12:00:00.000001Z","decision_id":"d-2",'
+        '"source":{"principal":"spiffe://cluster.local/ns/web/sa/web","ip":null},'
+        '"destination":"reviews.default","method":"GET","path":"/reviews/1",'
+        '"result":"allow","status":200,"rule":"r1","reason":"allowed by r1","audit":[],'
+        '"jwt":null,"latency_us":12.5}\n'
+    )
 
 
 def test_timestamps_are_utc_with_microseconds() -> None:
@@ -120,3 +128,18 @@ def test_timestamps_are_utc_with_microseconds() -> None:
         parsed = datetime.fromisoformat(stamp)
         assert before.replace(microsecond=0) <= parsed <= after
     assert stamps == sorted(stamps)
+
+
+@pytest.mark.parametrize(
+    ("t", "stamp"),
+    [
+        (1767225600.0, "2026-01-01T00:00:00.000000Z"),
+        (1767225600.5, "2026-01-01T00:00:00.500000Z"),
+        (1767225601 + 1 / 64, "2026-01-01T00:00:01.015625Z"),  # zero-padded
+        (1767225601 + 1 / 1024, "2026-01-01T00:00:01.000976Z"),  # truncated, not rounded
+    ],
+)
+def test_timestamp_format(t: float, stamp: str) -> None:
+    from meshward.authz.decision_log import _Clock
+
+    assert _Clock().at(t) == stamp

@@ -36,6 +36,8 @@ def test_header_ignored_when_not_configured() -> None:
         ("::1", "::1", None),
         ("a:99999", "a", None),
         ("a:x", "a", None),
+        ("a:\u00b2", "a", None),  # a digit to str.isdigit, not to int()
+        ("a:\u0663", "a", None),  # a decimal digit, but not an ASCII one
     ],
 )
 def test_host_parts(host: str, name: str, port: int | None) -> None:
