@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from .workload import Access, ClaimCondition, Mesh, NaiveScan, RuleSpec, path_regex
@@ -95,7 +95,7 @@ class MeshwardEngine:
         self.compile_s = time.perf_counter() - t1  # checked model to decision tables
         self._evaluate = policy.evaluate
         self._request = policy.Request
-        self._none = policy.Request._field_defaults["headers"]  # no headers
+        self._none: Mapping[str, str] = MappingProxyType({})  # no headers
 
     @staticmethod
     def info(policy: ModuleType | None = None) -> EngineInfo:
