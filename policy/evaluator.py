@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .conditions import Context
 from .decision import Decision, RuleError, ambiguous_path, no_policy
-from .identity import Identity, peer_identity
+from .identity import peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request
 from .tables import CompiledPolicy, DecisionTable
@@ -19,27 +19,24 @@ def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
     Any unexpected failure is a deny that says so.
     """
     try:
-        table = policy.tables.get((request.destination, request.port))
+        table = policy.table_for(request.destination, request.port)
         if table is None:
-            table = policy.tables.get((request.destination, None))
-            if table is None:
-                return no_policy(request.destination)
+            return no_policy(request.destination)
         try:
             path = canonical_path(request.path)
         except AmbiguousPathError as refused:
             # Not `exc`: compiled, a name keeps the type of its first binding, and `exc`
             # below must hold any exception.
             return ambiguous_path(str(refused))
-        identity = peer_identity(request.principal)
         hits = table.candidates(
-            request.method, path, request.host, request.port, identity, request.source_ip
+            request.method, path, request.host, request.port, request.principal, request.source_ip
         )
         if not hits:
             return table.no_match
         conditional = hits & table.slow
         if not conditional:
             return table.decision_for(hits)
-        return _with_conditions(table, request, path, identity, hits, conditional)
+        return _with_conditions(table, request, path, hits, conditional)
     except Exception as exc:  # fail closed, whatever went wrong
         return Decision(False, (), f"denied: internal error ({type(exc).__name__})")
 
@@ -48,12 +45,11 @@ def _with_conditions(
     table: DecisionTable,
     request: Request,
     path: str,
-    identity: Identity | None,
     hits: int,
     conditional: int,
 ) -> Decision:
     """Run the candidate rows' conditions, then decide on the rows that matched."""
-    ctx = Context(request, identity, path, request.host_name)
+    ctx = Context(request, peer_identity(request.principal), path, request.host_name)
     matched = hits ^ conditional
     errors: list[RuleError] = []
     rows = table.rows
