@@ -7,9 +7,10 @@ upstream costs nothing and only the authorization path differs):
 - ext_authz HTTP to an always-allow bare-ASGI server on uvicorn (the ceiling for a Python
   HTTP callout), to a bare-ASGI server that denies every other check (the same ceiling with
   Envoy's cost of denials), and to meshward HTTP mode,
-- ext_authz gRPC to always-allow servers on four stacks: grpcio's sync (thread pool) and
-  asyncio servers, grpclib (pure Python on asyncio), and pyvoy (ASGI inside an Envoy of
-  its own, ``bench/pyvoy_allow.py``); and to meshward gRPC mode (grpcio sync),
+- ext_authz gRPC to always-allow servers on five stacks: grpcio's sync (thread pool) and
+  asyncio servers, grpclib (pure Python on asyncio), pyvoy (ASGI inside an Envoy of its
+  own) and uvicorn's experimental HTTP/2 (zttp), the last two with the ASGI app of
+  ``bench/asgi_grpc_allow.py``; and to meshward gRPC mode (grpcio sync),
 
 with the seeded 10,000-rule workload of ``bench/workload.py``, callers identified by XFCC
 and JWTs on half of the requests. Measured: closed-loop throughput (wrk, 2 threads, 32
@@ -21,7 +22,8 @@ Run ``python -m bench.e2e_authz`` (or ``python -m bench authz``); prints a markd
 and writes it to ``bench/RESULTS.md`` under "## ext_authz through Envoy". Needs ``wrk``
 (``./dev bench`` installs it) and the Envoy of ``./dev envoy`` in ``MESHWARD_ENVOY``; the
 pyvoy row needs the ``pyvoy`` command in ``MESHWARD_PYVOY`` (``./dev bench`` installs it
-in an environment of its own) and is left out without it.
+in an environment of its own) and the uvicorn HTTP/2 row the ``zttp`` package (the bench
+extra); each is left out without it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import json
 import os
@@ -67,12 +70,14 @@ GRPC_SYNC = "gRPC → always-allow (sync, thread pool)"
 GRPC_AIO = "gRPC → always-allow (grpc.aio)"
 GRPC_GRPCLIB = "gRPC → always-allow (grpclib)"
 GRPC_PYVOY = "gRPC → always-allow (pyvoy, ASGI in Envoy)"
+GRPC_UVICORN_H2 = "gRPC → always-allow (uvicorn HTTP/2, zttp)"
 GRPC_ALTERNATE = "gRPC → sync, every other check denied"
 GRPC_STACKS = (
     ("grpcio sync", GRPC_SYNC),
     ("grpc.aio", GRPC_AIO),
     ("grpclib", GRPC_GRPCLIB),
     ("pyvoy", GRPC_PYVOY),
+    ("uvicorn HTTP/2", GRPC_UVICORN_H2),
 )
 # Issue 3's targets, each a ratio within one run.
 TARGET_HTTP_THROUGHPUT = 0.85
@@ -123,20 +128,23 @@ async def alternate_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def serve_allow(kind: str, port: int) -> None:
     """Run a ceiling server until killed: ``asgi``, ``asgi-alternate``, ``grpc-sync``,
-    ``grpc-sync-alternate``, ``grpc-aio`` or ``grpc-grpclib``."""
-    if kind.startswith("asgi"):
+    ``grpc-sync-alternate``, ``grpc-aio``, ``grpc-grpclib`` or ``grpc-uvicorn-h2``."""
+    if kind.startswith("asgi") or kind == "grpc-uvicorn-h2":
         import uvicorn
 
         from meshward.authz.server import UVICORN_OPTIONS
 
+        app: Any = allow_app if kind == "asgi" else alternate_app
+        options = dict(UVICORN_OPTIONS)
+        if kind == "grpc-uvicorn-h2":
+            # zttp's parser, with HTTP/2 (prior knowledge, as Envoy's gRPC client speaks
+            # it) beside HTTP/1.1; the rest as meshward's settings.
+            os.environ["MESHWARD_BENCH_GRPC_OK"] = allow_response().SerializeToString().hex()
+            from bench.asgi_grpc_allow import app
+
+            options.update(http="zttp", http2=True)
         # The same uvicorn settings as meshward's: only the application differs.
-        uvicorn.run(
-            allow_app if kind == "asgi" else alternate_app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            **UVICORN_OPTIONS,
-        )
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **options)
         return
     import grpc
     from envoy.service.auth.v3 import external_auth_pb2 as pb
@@ -213,13 +221,13 @@ async def _serve_grpclib(port: int, ok: Any, pb: Any) -> None:
 
 @contextlib.contextmanager
 def pyvoy_allow_server(workdir: Path) -> Iterator[tuple[int, int]]:
-    """The always-allow ASGI app of ``bench/pyvoy_allow.py`` under pyvoy (its command in
+    """The always-allow ASGI app of ``bench/asgi_grpc_allow.py`` under pyvoy (its command in
     ``MESHWARD_PYVOY``: ``./dev bench`` installs it apart); yields its port and the
     launcher's process id (Envoy runs as its child). pyvoy's Envoy gets one worker, as
     the Envoys in front do; the app runs on pyvoy's default loop, the stock asyncio one."""
     port = free_port()
     command = [os.environ["MESHWARD_PYVOY"], "--port", str(port), "--worker-threads", "1"]
-    command += ["--log-level", "error", "--no-lifespan", "bench.pyvoy_allow:app"]
+    command += ["--log-level", "error", "--no-lifespan", "bench.asgi_grpc_allow:app"]
     command += ["--", "--concurrency", "1"]  # passed on to Envoy
     ok = allow_response().SerializeToString()
     env = dict(os.environ, MESHWARD_BENCH_GRPC_OK=ok.hex())
@@ -693,6 +701,11 @@ def run(args: argparse.Namespace) -> str:
             add(GRPC_PYVOY, "grpc", *stack.enter_context(pyvoy_allow_server(workdir)))
         else:
             print("pyvoy is not installed (./dev bench installs it): no row", file=sys.stderr)
+        if importlib.util.find_spec("zttp") is not None:
+            server_h2 = allow_server("grpc-uvicorn-h2", workdir)
+            add(GRPC_UVICORN_H2, "grpc", *stack.enter_context(server_h2))
+        else:
+            print("zttp is not installed (the bench extra): no uvicorn HTTP/2 row", file=sys.stderr)
         add(
             GRPC_ALTERNATE,
             "grpc",
@@ -731,9 +744,11 @@ def _cpu(row: Row) -> str:
 
 def _stacks_note(pyvoy_measured: bool) -> str:
     """The versions of the gRPC stacks (pyvoy's from the environment of its own)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     note = f" gRPC stacks: grpcio {version('grpcio')}, grpclib {version('grpclib')}"
+    with contextlib.suppress(PackageNotFoundError):
+        note += f", uvicorn {version('uvicorn')} with zttp {version('zttp')} (HTTP/2)"
     if not pyvoy_measured:
         return note + "; pyvoy not installed (its row is missing)."
     pyvoy = envoy = "?"
@@ -745,6 +760,22 @@ def _stacks_note(pyvoy_measured: bool) -> str:
             out = subprocess.run([python, "-c", script], capture_output=True, text=True)
             pyvoy, envoy = [*out.stdout.split(), "?", "?"][:2]  # "?" when it failed
     return note + f", pyvoy {pyvoy} (the ASGI app runs inside pyvoy's Envoy {envoy}, one worker)."
+
+
+def stacks_verdict(stacks: Sequence[tuple[str, Row]], sync: Row) -> str:
+    """Which gRPC stack is fastest, against grpcio sync (meshward's). A stack that failed
+    checks is no candidate, however fast: Envoy denies every check that errs."""
+    sound = [(label, r) for label, r in stacks if not r.ext_authz.get("error")]
+    fastest, top = max(sound, key=lambda s: s[1].rps)
+    verdict = "grpcio sync, meshward's stack, is the fastest"
+    if top is not sync:
+        verdict = f"fastest: {fastest}, {top.rps / sync.rps:.2f}× grpcio sync"
+    for label, r in stacks:
+        if r.ext_authz.get("error"):
+            share = r.ext_authz["error"] / sum(r.ext_authz.values())
+            speed = f"{r.rps / sync.rps:.2f}× grpcio sync"
+            verdict += f"; {label} ({speed}) failed {share:.2%} of checks"
+    return verdict
 
 
 def _build() -> str:
@@ -834,16 +865,12 @@ def report(
         f"alternating {grpc_alternate.rps / sync.rps:.0%} |",
     ]
     stacks = [(label, by_name[name]) for label, name in GRPC_STACKS if name in by_name]
-    fastest, top = max(stacks, key=lambda s: s[1].rps)
-    verdict = "grpcio sync, meshward's stack, is the fastest"
-    if top is not sync:
-        verdict = f"fastest: {fastest}, {top.rps / sync.rps:.2f}× grpcio sync"
     lines.append(
         "| (for reference) gRPC stacks, always-allow: "
         + " vs ".join(label for label, _ in stacks)
         + " | "
         + " vs ".join(f"{r.rps:,.0f}" for _, r in stacks)
-        + f" rps | {verdict} |"
+        + f" rps | {stacks_verdict(stacks, sync)} |"
     )
     # A ceiling that did not allow everything measured something else: say so.
     for r in rows:
@@ -891,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
             "grpc-sync-alternate",
             "grpc-aio",
             "grpc-grpclib",
+            "grpc-uvicorn-h2",
         ),
         help=argparse.SUPPRESS,
     )

