@@ -194,7 +194,10 @@ def test_default_allow_is_per_service(policy):
 def test_internal_errors_fail_closed(policy):
     from meshward.policy import Request, evaluate
 
+    class Broken(str):
+        def __hash__(self) -> int:  # fails where the tables look the method up
+            raise RuntimeError("broken")
+
     p = policy(TD + "service s { allow * from any }")
-    broken = Request("s", "GET", None)  # type: ignore[arg-type]
-    d = evaluate(p.compiled, broken)
-    assert not d.allowed and d.reason.startswith("denied: internal error")
+    d = evaluate(p.compiled, Request("s", Broken("GET"), "/"))
+    assert not d.allowed and d.reason == "denied: internal error (RuntimeError)"
