@@ -39,6 +39,7 @@ HOT_PATH = {
         "identity",
         "xfcc",
         "tokens",
+        "grpc_messages",
     ),
 }
 # Where each package's sources live in this tree (pyproject's package-dir).

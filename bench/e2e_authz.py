@@ -156,7 +156,7 @@ def serve_allow(kind: str, port: int) -> None:
 
     if kind.startswith("grpc-sync"):
         from meshward.authz.core import Outcome
-        from meshward.authz.grpc_server import check_response
+        from meshward.authz.grpc_messages import check_response
 
         # The alternate answers every other check with meshward's own shape of denial.
         alternate = kind == "grpc-sync-alternate"

@@ -51,6 +51,7 @@ COMPILED = [
             "identity",
             "xfcc",
             "tokens",
+            "grpc_messages",
         )
     ),
 ]

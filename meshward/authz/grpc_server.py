@@ -10,25 +10,21 @@ explicitly: an unset status reads as OK, which Envoy takes as an allow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from concurrent import futures
-from typing import Any
 
 import grpc
-from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.rpc import code_pb2, status_pb2
 
-from .core import Authorizer, CheckInput, Outcome
-from .identity import IdentityReader, identity_reader, trusted_principal
+from .core import Authorizer
+from .grpc_messages import answer
+from .identity import IdentityReader, identity_reader
 from .settings import IdentitySettings
 
 log = logging.getLogger("meshward.authz.grpc")
 
-_OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
-_OK = status_pb2.Status(code=code_pb2.OK)
 # grpcio binds with SO_REUSEPORT by default: a stale server on the port would silently
 # share the traffic. One server per port, always.
 SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
@@ -38,52 +34,6 @@ def xfcc_fallback(settings: IdentitySettings) -> IdentityReader | None:
     """The identity reader used when ``source.principal`` is empty: XFCC only. Header
     mode is HTTP-only, since gRPC mode has no way to make Envoy overwrite the header."""
     return identity_reader(settings) if settings.mode == "xfcc" else None
-
-
-def check_input(request: pb.CheckRequest, fallback: IdentityReader | None = None) -> CheckInput:
-    """The transport-neutral question of a CheckRequest."""
-    attrs = request.attributes
-    http = attrs.request.http
-    headers = http.headers  # a read-only view; Envoy sends lower-case names
-    source = attrs.source
-    address = source.address.socket_address.address if source.HasField("address") else ""
-    principal = trusted_principal(source.principal)
-    if principal is None and fallback is not None:
-        principal = fallback(headers)
-    return CheckInput(
-        method=http.method,
-        path=http.path,
-        host=http.host or headers.get(":authority") or headers.get("host"),
-        headers=headers,
-        principal=principal,
-        source_ip=address or None,
-        context_extensions=attrs.context_extensions,
-    )
-
-
-def check_response(outcome: Outcome) -> pb.CheckResponse:
-    """The CheckResponse for an outcome, status always set."""
-    # Filled in place: about half the cost of building nested messages from keywords.
-    if outcome.allowed:
-        response = pb.CheckResponse(status=_OK)
-        ok = response.ok_response
-        _add_headers(ok.headers, outcome.upstream_headers)
-        ok.headers_to_remove.extend(outcome.remove_headers)
-        return response
-    code = code_pb2.UNAUTHENTICATED if outcome.status == 401 else code_pb2.PERMISSION_DENIED
-    response = pb.CheckResponse(status=status_pb2.Status(code=code, message=outcome.reason))
-    denied = response.denied_response
-    denied.status.code = outcome.status
-    _add_headers(denied.headers, outcome.deny_headers)
-    denied.body = outcome.body.decode()
-    return response
-
-
-def _add_headers(target: Any, headers: Sequence[tuple[str, str]]) -> None:
-    for key, value in headers:
-        option = target.add(append_action=_OVERWRITE)
-        option.header.key = key
-        option.header.value = value
 
 
 class AuthorizationService(pb_grpc.AuthorizationServicer):
@@ -103,9 +53,7 @@ class AuthorizationService(pb_grpc.AuthorizationServicer):
 
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
         try:
-            return check_response(
-                self._authorizer.check(check_input(request, self._fallback), "grpc")
-            )
+            return answer(self._authorizer, request, self._fallback)
         except Exception:
             log.exception("internal error in the gRPC check path")
             return self._failsafe

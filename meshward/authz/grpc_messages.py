@@ -1,0 +1,74 @@
+"""gRPC mode's messages: a CheckRequest read as the transport-neutral :class:`CheckInput`,
+and an :class:`Outcome` written as a CheckResponse. Runs on every call, so it is compiled
+with the rest of the check path (the server around it stays interpreted: grpcio's
+servicer base class cannot be compiled).
+
+Every CheckResponse sets ``status`` explicitly: an unset status reads as OK, which Envoy
+takes as an allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from google.rpc import code_pb2, status_pb2
+
+from .core import Authorizer, CheckInput, Outcome
+from .identity import IdentityReader, trusted_principal
+
+_OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
+_OK = status_pb2.Status(code=code_pb2.OK)
+
+
+def answer(authorizer: Authorizer, request: Any, fallback: IdentityReader | None) -> Any:
+    """The CheckResponse for a CheckRequest; raises only if the request cannot be read."""
+    return check_response(authorizer.check(check_input(request, fallback), "grpc"))
+
+
+def check_input(request: Any, fallback: IdentityReader | None = None) -> CheckInput:
+    """The transport-neutral question of a CheckRequest."""
+    attrs = request.attributes
+    http = attrs.request.http
+    headers = http.headers  # a read-only view; Envoy sends lower-case names
+    source = attrs.source
+    address = source.address.socket_address.address if source.HasField("address") else ""
+    principal = trusted_principal(source.principal)
+    if principal is None and fallback is not None:
+        principal = fallback(headers)
+    return CheckInput(
+        method=http.method,
+        path=http.path,
+        host=http.host or headers.get(":authority") or headers.get("host"),
+        headers=headers,
+        principal=principal,
+        source_ip=address or None,
+        context_extensions=attrs.context_extensions,
+    )
+
+
+def check_response(outcome: Outcome) -> Any:
+    """The CheckResponse for an outcome, status always set."""
+    # Filled in place: about half the cost of building nested messages from keywords.
+    if outcome.allowed:
+        response = pb.CheckResponse(status=_OK)
+        ok = response.ok_response
+        _add_headers(ok.headers, outcome.upstream_headers)
+        ok.headers_to_remove.extend(outcome.remove_headers)
+        return response
+    code = code_pb2.UNAUTHENTICATED if outcome.status == 401 else code_pb2.PERMISSION_DENIED
+    response = pb.CheckResponse(status=status_pb2.Status(code=code, message=outcome.reason))
+    denied = response.denied_response
+    denied.status.code = outcome.status
+    _add_headers(denied.headers, outcome.deny_headers)
+    denied.body = outcome.body.decode()
+    return response
+
+
+def _add_headers(target: Any, headers: Sequence[tuple[str, str]]) -> None:
+    for key, value in headers:
+        option = target.add(append_action=_OVERWRITE)
+        option.header.key = key
+        option.header.value = value
