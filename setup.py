@@ -26,8 +26,9 @@ from setuptools.command.build_ext import build_ext
 # Every check runs through these, and only these: the decision (policy/evaluator.py and
 # what it calls) and the ext_authz check from request in to response out. Compiled, they
 # pay no interpreter overhead per bytecode. Settings, reload, metrics export, the admin
-# app (FastAPI reads its routes' signatures) and the gRPC transport (grpcio's cost
-# dwarfs its own) stay Python.
+# app (FastAPI reads its routes' signatures) and the gRPC servicer and server (grpcio's
+# generated base class cannot be compiled; its message mapping, grpc_messages, is) stay
+# Python.
 HOT_PATH = {
     "policy": ("evaluator", "tables", "conditions", "decision", "identity", "paths", "request"),
     "authz": (

@@ -38,7 +38,8 @@ class Request:
     ``principal`` is the caller's SPIFFE ID (None: no mTLS identity); ``jwt`` holds
     claims of a token that was verified (None: no verified token); ``path`` is raw, as
     received, and is canonicalised by the evaluator; header names are lower-case.
-    A value: treat it as read-only; two are equal when every field is.
+    A value: two are equal when every field is. Its fields can be assigned, but nothing
+    should: adapters build a new one per request.
     """
 
     # A plain class: adapters build one per request. Compiled, its __init__ and its
@@ -75,6 +76,10 @@ class Request:
             return NotImplemented
         return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
 
+    def __reduce__(self) -> tuple[type[Request], tuple[Any, ...]]:
+        # Compiled, the default pickling protocol would call __init__ without arguments.
+        return (Request, tuple(getattr(self, name) for name in _FIELDS))
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
         return f"Request({fields})"
@@ -103,6 +108,14 @@ class Request:
         jwt = doc.get("jwt")
         if jwt is not None and not isinstance(jwt, dict):
             raise RequestError("`jwt` is an object of verified claims")
+        for name, value in (
+            ("host", doc.get("host")),
+            ("sni", doc.get("sni")),
+            ("source.principal", source.get("principal")),
+            ("source.ip", source.get("ip")),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise RequestError(f"`{name}` is a string")
         return cls(
             destination=doc["destination"],
             method=doc["method"].upper(),

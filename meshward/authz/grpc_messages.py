@@ -3,8 +3,11 @@ and an :class:`Outcome` written as a CheckResponse. Runs on every call, so it is
 with the rest of the check path (the server around it stays interpreted: grpcio's
 servicer base class cannot be compiled).
 
-Every CheckResponse sets ``status`` explicitly: an unset status reads as OK, which Envoy
-takes as an allow.
+The caller's identity is ``source.principal`` (Envoy fills it from the TLS handshake) or,
+with identity mode ``xfcc``, the XFCC element Envoy wrote (for a proxy behind a
+TLS-terminating Envoy); the destination may come from ``context_extensions``. Every
+CheckResponse sets ``status`` explicitly: an unset status reads as OK, which Envoy takes as
+an allow.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ _OK = status_pb2.Status(code=code_pb2.OK)
 
 
 def answer(authorizer: Authorizer, request: Any, fallback: IdentityReader | None) -> Any:
-    """The CheckResponse for a CheckRequest; raises only if the request cannot be read."""
+    """The CheckResponse for a CheckRequest. :meth:`Authorizer.check` never raises, but
+    reading the request or writing the response may: the servicer denies then."""
     return check_response(authorizer.check(check_input(request, fallback), "grpc"))
 
 

@@ -1,10 +1,7 @@
-"""gRPC mode: ``envoy.service.auth.v3.Authorization/Check`` from the xds-protos stubs.
-
-CheckRequest attributes map to the same :class:`CheckInput` as HTTP mode: the caller's
-identity is ``source.principal`` (Envoy fills it from the TLS handshake) or, with identity
-mode ``xfcc``, the XFCC element Envoy wrote (for a proxy behind a TLS-terminating Envoy);
-the destination may come from ``context_extensions``. Every CheckResponse sets ``status``
-explicitly: an unset status reads as OK, which Envoy takes as an allow.
+"""gRPC mode: the ``envoy.service.auth.v3.Authorization/Check`` server, from the xds-protos
+stubs. Reading a CheckRequest and writing the CheckResponse (status always set) is
+:mod:`.grpc_messages`; here are the servicer, which turns any failure into a deny, and the
+grpcio server around it.
 """
 
 from __future__ import annotations

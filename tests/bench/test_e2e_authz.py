@@ -145,3 +145,12 @@ def test_a_stack_that_fails_checks_is_never_the_fastest() -> None:
     assert e2e_authz.stacks_verdict(stacks[:1], sync) == (
         "grpcio sync, meshward's stack, is the fastest"
     )
+    # grpcio sync is the yardstick even when it erred itself (its row says so apart).
+    failing_sync = _row("sync", 5000, 1)
+    verdict = e2e_authz.stacks_verdict(
+        [("grpcio sync", failing_sync), ("h2", _row("h", 17000, 5))], failing_sync
+    )
+    assert verdict == (
+        "grpcio sync, meshward's stack, is the fastest; "
+        "h2 (3.40× grpcio sync) failed 0.50% of checks"
+    )

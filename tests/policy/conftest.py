@@ -163,6 +163,8 @@ _requests = st.builds(
             st.sampled_from([*ACCOUNTS, "c"]),
         ),
         st.just("spiffe://td/not-a-workload"),
+        # not SPIFFE IDs at all: decided as unauthenticated
+        st.sampled_from(["", "CN=web", "spiffe://TD/ns/a/sa/b"]),
     ),
     source_ip=st.sampled_from([None, "10.1.2.3", "10.2.0.1", "192.0.2.1", "garbage"]),
     jwt=st.one_of(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
@@ -59,6 +61,16 @@ def test_from_json_normalises_method_and_header_names() -> None:
         ({"destination": "d", "method": "GET", "path": "/", "port": True}, "`port`"),
         ({"destination": "d", "method": "GET", "path": "/", "headers": []}, "JSON objects"),
         ({"destination": "d", "method": "GET", "path": "/", "jwt": "token"}, "verified claims"),
+        ({"destination": "d", "method": "GET", "path": "/", "host": 5}, "`host` is a string"),
+        ({"destination": "d", "method": "GET", "path": "/", "sni": 5}, "`sni` is a string"),
+        (
+            {"destination": "d", "method": "GET", "path": "/", "source": {"principal": 1}},
+            "`source.principal` is a string",
+        ),
+        (
+            {"destination": "d", "method": "GET", "path": "/", "source": {"ip": ["10.0.0.1"]}},
+            "`source.ip` is a string",
+        ),
     ],
 )
 def test_from_json_refuses_wrong_shapes(doc: Any, message: str) -> None:
@@ -78,17 +90,33 @@ def test_defaults_and_minimal_json() -> None:
     assert dict(request.headers) == {}
 
 
+OTHER_VALUES: dict[str, Any] = {
+    "port": 9081,
+    "headers": {"x-trace": "2"},
+    "jwt": {"sub": "bob", "scope": ["read"]},
+}
+
+
 @given(
-    st.sampled_from(["destination", "method", "path", "host", "principal", "source_ip", "sni"]),
+    st.sampled_from(
+        ["destination", "method", "path", "host", "principal", "source_ip", "sni", *OTHER_VALUES]
+    ),
     st.text(min_size=1, max_size=5),
 )
 def test_equal_only_when_every_field_is(field: str, value: str) -> None:
     base = Request.from_json(FULL)
     changed = Request.from_json(FULL)
     assert changed == base
-    object.__setattr__(changed, field, getattr(base, field) + value)
+    new = OTHER_VALUES[field] if field in OTHER_VALUES else getattr(base, field) + value
+    object.__setattr__(changed, field, new)
     assert changed != base
     assert base != FULL  # never equal to another type
+
+
+def test_pickles_and_copies_as_a_value() -> None:
+    request = Request.from_json(FULL)
+    assert pickle.loads(pickle.dumps(request)) == request
+    assert copy.copy(request) == request and copy.deepcopy(request) == request
 
 
 def test_repr_names_every_field() -> None:

@@ -1,6 +1,5 @@
 """gRPC mode's message mapping on its own: CheckRequest to CheckInput, Outcome to
-CheckResponse. (Compiled in the wheel: these also prove that protobuf's containers pass
-the compiled annotations.)"""
+CheckResponse (in the wheel run, as compiled code reading and writing protobuf messages)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from google.rpc import code_pb2
 
-from meshward.authz import core
+from meshward.authz import core, grpc_server
 from meshward.authz.grpc_server import build_grpc_server
 
 MakeAuthorizer = Callable[..., core.Authorizer]
@@ -125,3 +125,23 @@ def test_xfcc_is_the_fallback_identity_only_in_xfcc_mode(make_authorizer: MakeAu
         finally:
             server.stop(grace=None)
         assert response.status.code == expected, mode
+
+
+def test_a_check_that_fails_is_the_failsafe_deny(
+    make_authorizer: MakeAuthorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(grpc_server, "answer", broken)
+    authorizer = make_authorizer(destination={"header": None})
+    server, port = build_grpc_server(authorizer, "127.0.0.1", 0, 1)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            response = pb_grpc.AuthorizationStub(channel).Check(_request("/reviews/1"), timeout=5)
+    finally:
+        server.stop(grace=None)
+    assert response.status.code == code_pb2.PERMISSION_DENIED
+    assert response.denied_response.status.code == authorizer.settings.default_deny_status
+    assert json.loads(response.denied_response.body)["reason"] == "denied: internal error"
