@@ -55,6 +55,17 @@ def _request(
     return pb.CheckRequest(attributes=attrs)
 
 
+def _check_once(authorizer: core.Authorizer, request: pb.CheckRequest) -> pb.CheckResponse:
+    """One Check through a server of its own (for authorizers a test configures)."""
+    server, port = build_grpc_server(authorizer, "127.0.0.1", 0, 1)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            return pb_grpc.AuthorizationStub(channel).Check(request, timeout=5)
+    finally:
+        server.stop(grace=None)
+
+
 def test_allow_sets_status_explicitly_and_upstream_headers(
     stub: pb_grpc.AuthorizationStub,
 ) -> None:
@@ -96,13 +107,7 @@ def test_unknown_destination_and_empty_request_deny(stub: pb_grpc.AuthorizationS
 
 def test_required_jwt_is_unauthenticated(make_authorizer: MakeAuthorizer) -> None:
     authorizer = make_authorizer(services={"reviews.default": {"require_jwt": True}}, jwt=True)
-    server, port = build_grpc_server(authorizer, "127.0.0.1", 0, 1)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            response = pb_grpc.AuthorizationStub(channel).Check(_request("/public/x"), timeout=5)
-    finally:
-        server.stop(grace=None)
+    response = _check_once(authorizer, _request("/public/x"))
     assert response.status.code == code_pb2.UNAUTHENTICATED
     assert response.denied_response.status.code == 401
 
@@ -116,14 +121,7 @@ def test_xfcc_is_the_fallback_identity_only_in_xfcc_mode(make_authorizer: MakeAu
         ("header", peer, code_pb2.PERMISSION_DENIED),  # header mode is HTTP only
     ):
         authorizer = make_authorizer(destination={"header": None}, identity={"mode": mode})
-        server, port = build_grpc_server(authorizer, "127.0.0.1", 0, 1)
-        server.start()
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = pb_grpc.AuthorizationStub(channel)
-                response = stub.Check(_request("/reviews/1", headers=headers), timeout=5)
-        finally:
-            server.stop(grace=None)
+        response = _check_once(authorizer, _request("/reviews/1", headers=headers))
         assert response.status.code == expected, mode
 
 
@@ -135,13 +133,7 @@ def test_a_check_that_fails_is_the_failsafe_deny(
 
     monkeypatch.setattr(grpc_server, "answer", broken)
     authorizer = make_authorizer(destination={"header": None})
-    server, port = build_grpc_server(authorizer, "127.0.0.1", 0, 1)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            response = pb_grpc.AuthorizationStub(channel).Check(_request("/reviews/1"), timeout=5)
-    finally:
-        server.stop(grace=None)
+    response = _check_once(authorizer, _request("/reviews/1"))
     assert response.status.code == code_pb2.PERMISSION_DENIED
     assert response.denied_response.status.code == authorizer.settings.default_deny_status
     assert json.loads(response.denied_response.body)["reason"] == "denied: internal error"
