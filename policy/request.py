@@ -78,7 +78,23 @@ class Request:
 
     def __reduce__(self) -> tuple[type[Request], tuple[Any, ...]]:
         # Compiled, the default pickling protocol would call __init__ without arguments.
-        return (Request, tuple(getattr(self, name) for name in _FIELDS))
+        # Headers go as a dict: the shared empty default is a mappingproxy, which does
+        # not pickle (and compares equal to an empty dict).
+        return (
+            Request,
+            (
+                self.destination,
+                self.method,
+                self.path,
+                self.port,
+                self.host,
+                dict(self.headers),
+                self.principal,
+                self.source_ip,
+                self.jwt,
+                self.sni,
+            ),
+        )
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)

@@ -113,10 +113,10 @@ def test_equal_only_when_every_field_is(field: str, value: str) -> None:
     assert base != FULL  # never equal to another type
 
 
-def test_pickles_and_copies_as_a_value() -> None:
-    request = Request.from_json(FULL)
-    assert pickle.loads(pickle.dumps(request)) == request
-    assert copy.copy(request) == request and copy.deepcopy(request) == request
+@pytest.mark.parametrize("request_", [Request.from_json(FULL), Request("d", "GET", "/")])
+def test_pickles_and_copies_as_a_value(request_: Request) -> None:
+    assert pickle.loads(pickle.dumps(request_)) == request_
+    assert copy.copy(request_) == request_ and copy.deepcopy(request_) == request_
 
 
 def test_repr_names_every_field() -> None:
