@@ -141,7 +141,7 @@ def serve_allow(kind: str, port: int) -> None:
         elif kind == "grpc-uvicorn-h2":
             # zttp's parser, with HTTP/2 (prior knowledge, as Envoy's gRPC client speaks
             # it) beside HTTP/1.1; the rest as meshward's settings.
-            os.environ["MESHWARD_BENCH_GRPC_OK"] = allow_response().SerializeToString().hex()
+            os.environ.update(asgi_grpc_env())
             from bench import asgi_grpc_allow
 
             app = asgi_grpc_allow.app
@@ -203,6 +203,12 @@ def allow_response() -> Any:
     return pb.CheckResponse(status=status_pb2.Status(code=code_pb2.OK))
 
 
+def asgi_grpc_env() -> dict[str, str]:
+    """What ``bench/asgi_grpc_allow.py`` reads: the OK CheckResponse, serialised, in hex
+    (that module imports no protobuf; see its docstring)."""
+    return {"MESHWARD_BENCH_GRPC_OK": allow_response().SerializeToString().hex()}
+
+
 async def _serve_grpclib(port: int, ok: Any, pb: Any) -> None:
     from grpclib.const import Cardinality, Handler
     from grpclib.server import Server
@@ -232,8 +238,7 @@ def pyvoy_allow_server(workdir: Path) -> Iterator[tuple[int, int]]:
     command = [os.environ["MESHWARD_PYVOY"], "--port", str(port), "--worker-threads", "1"]
     command += ["--log-level", "error", "--no-lifespan", "bench.asgi_grpc_allow:app"]
     command += ["--", "--concurrency", "1"]  # passed on to Envoy
-    ok = allow_response().SerializeToString()
-    env = dict(os.environ, MESHWARD_BENCH_GRPC_OK=ok.hex())
+    env = dict(os.environ, **asgi_grpc_env())
     with _process(command, workdir / "allow-pyvoy.log", env) as process:
         _wait_port(port, process)
         yield port, process.pid

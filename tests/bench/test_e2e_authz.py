@@ -52,7 +52,8 @@ def test_pyvoy_ceiling_allows(tmp_path: Path) -> None:
 
 def test_asgi_grpc_app_answers_one_framed_ok(monkeypatch: pytest.MonkeyPatch) -> None:
     ok = e2e_authz.allow_response().SerializeToString()
-    monkeypatch.setenv("MESHWARD_BENCH_GRPC_OK", ok.hex())
+    for name, value in e2e_authz.asgi_grpc_env().items():
+        monkeypatch.setenv(name, value)
     module = importlib.reload(importlib.import_module("bench.asgi_grpc_allow"))
     request = CHECK.SerializeToString()
     frame = b"\x00" + len(request).to_bytes(4, "big") + request
