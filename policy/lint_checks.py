@@ -914,8 +914,11 @@ def covers(b: model.Rule, a: model.Rule) -> bool:
 
 def _conditions_cover(b: model.Rule, a: model.Rule) -> bool:
     if a.effect == "deny":
-        # A deny also matches where its condition fails to evaluate: only an identical
-        # (or absent) condition is known to match there too.
+        # A deny also matches where its condition fails to evaluate. Another deny with an
+        # identical (or absent) condition matches there too; an allow fails there, so only
+        # an allow without any condition is sure to match.
+        if b.effect != "deny":
+            return b.when is None and b.unless is None
         return (b.when is None or b.when == a.when) and (b.unless is None or b.unless == a.unless)
     when_ok = (
         b.when is None

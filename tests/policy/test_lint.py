@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshward.policy import explain, load_paths, load_texts
+from meshward.policy import Request, explain, load_paths, load_texts
 from meshward.policy.diagnostics import Diagnostic, Severity
 from meshward.policy.lint import CHECKS, Inventory, LintConfig, LintConfigError, lint
 from meshward.policy.lint_checks import covers, unmatchable_reason
@@ -568,3 +568,20 @@ def test_a_covering_rule_matches_every_request_the_covered_rule_matches(
         for a, b in pairs:
             if a.rule_id in matched:
                 assert b.rule_id in matched, (a, b, request)
+
+
+def test_an_allow_with_the_deny_s_condition_does_not_cover_it() -> None:
+    # Without a JWT the condition cannot be evaluated: the deny matches, the allow fails.
+    policy = load_texts(
+        {
+            "p.policy": 'trust_domain "td"\nservice s {\n'
+            '  @id("d") deny * unless jwt.role == "admin"\n'
+            '  @id("a") allow * unless jwt.role == "admin"\n'
+            '  @id("any") allow *\n}\n'
+        }
+    ).policy
+    deny, allow, unconditional = policy.services[next(iter(policy.services))].rules
+    assert not covers(allow, deny)
+    assert covers(unconditional, deny)
+    matched = {t.rule_id for t in explain(policy, Request("s", "GET", "/")).traces if t.matched}
+    assert matched == {"d", "any"}
