@@ -12,7 +12,6 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import cast
 
 from . import model, nodes
@@ -91,19 +90,31 @@ class _Checker:
         seen_ids: dict[str, Span] = {}
         services: dict[model.ServiceKey, model.ServicePolicy] = {}
         defaults = self._defaults(blocks)
+        derived: dict[str, Span] = {}
         for key, entries in blocks.items():
             rules: list[model.Rule] = []
+            counted: dict[str, int] = defaultdict(int)  # rules of this key, by file
             for block, f in entries:
-                for index, rule in enumerate(block.rules, start=1):
-                    checked = self._rule(rule, block, index, f, seen_ids)
+                for rule in block.rules:
+                    counted[f.path] += 1
+                    rule_id = self._rule_id(rule, f.path, key, counted[f.path], derived)
+                    checked = self._rule(rule, rule_id, block, f, seen_ids)
                     if checked is not None:
                         rules.append(checked)
             services[key] = model.ServicePolicy(
                 key=key,
                 rules=tuple(rules),
-                default=defaults.get(key.name, "deny"),
+                default=defaults.get(key, "deny"),
                 spans=tuple(b.span for b, _ in entries),
             )
+        for rule_id, span in derived.items():
+            if rule_id in seen_ids:
+                self.error(
+                    "duplicate-id",
+                    f"rule id {rule_id!r} is already the derived id of the rule at {span}",
+                    seen_ids[rule_id],
+                    help="choose another @id",
+                )
         # Resolve sets nobody referenced too, so their errors are reported.
         for name in self.sets:
             self._resolve_set(name, self.sets[name].node.name.span)
@@ -145,19 +156,21 @@ class _Checker:
     def _defaults(
         self,
         blocks: dict[model.ServiceKey, list[tuple[nodes.ServiceBlock, nodes.PolicyFile]]],
-    ) -> dict[str, model.Effect]:
+    ) -> dict[model.ServiceKey, model.Effect]:
         """A service's `default` may be set in one block only: a `default allow` written
-        in one file would otherwise silently widen rules written in another."""
-        by_name: dict[str, list[nodes.ServiceBlock]] = defaultdict(list)
+        in one file would otherwise silently widen rules written in another. It belongs
+        to its block's key: a block bound to a port sets the default of that port alone
+        (an audit block for the same service on other ports must not inherit it)."""
+        by_name: dict[str, list[tuple[model.ServiceKey, nodes.ServiceBlock]]] = defaultdict(list)
         for key, entries in blocks.items():
-            by_name[key.name].extend(b for b, _ in entries if not b.audit)
-        out: dict[str, model.Effect] = {}
+            by_name[key.name].extend((key, b) for b, _ in entries if not b.audit)
+        out: dict[model.ServiceKey, model.Effect] = {}
         for name, service_blocks in by_name.items():
-            with_default = [b for b in service_blocks if b.default is not None]
+            with_default = [(k, b) for k, b in service_blocks if b.default is not None]
             if not with_default:
                 continue
             if len(service_blocks) > 1:
-                for b in with_default:
+                for _, b in with_default:
                     assert b.default is not None
                     self.error(
                         "default-in-extended-service",
@@ -167,21 +180,51 @@ class _Checker:
                         help="merge the blocks, or remove `default` (deny is the default)",
                     )
                 continue
-            out[name] = cast(model.Effect, with_default[0].default.value)  # type: ignore[union-attr]
+            key, block = with_default[0]
+            out[key] = cast(model.Effect, block.default.value)  # type: ignore[union-attr]
         return out
 
     # --- rules -----------------------------------------------------------------------
 
+    def _rule_id(
+        self,
+        rule: nodes.Rule,
+        path: str,
+        key: model.ServiceKey,
+        index: int,
+        derived: dict[str, Span],
+    ) -> str | None:
+        """A rule without ``@id`` gets :func:`derived_rule_id`; two such rules that would
+        share one (same file name in two folders, same service) are an error, since a
+        decision must name exactly one rule. None for a written id (checked in _rule)."""
+        if rule.rule_id is not None:
+            return None
+        rule_id = model.derived_rule_id(path, key, index)
+        if rule_id in derived:
+            self.error(
+                "duplicate-id",
+                f"this rule would be known as {rule_id!r}, like the rule at {derived[rule_id]}",
+                rule.span,
+                help="give one of them an @id (files with the same name in different "
+                "folders derive the same ids)",
+            )
+        else:
+            derived[rule_id] = rule.span
+        return rule_id
+
     def _rule(
         self,
         rule: nodes.Rule,
+        derived_id: str | None,
         block: nodes.ServiceBlock,
-        index: int,
         f: nodes.PolicyFile,
         seen_ids: dict[str, Span],
     ) -> model.Rule | None:
         before = len(self.diagnostics)
-        if rule.rule_id is not None:
+        if derived_id is not None:
+            rule_id = derived_id
+        else:
+            assert rule.rule_id is not None
             rule_id = rule.rule_id.value
             if not rule_id.strip():
                 self.error("bad-id", "a rule id cannot be empty", rule.rule_id.span)
@@ -194,11 +237,6 @@ class _Checker:
                 )
             else:
                 seen_ids[rule_id] = rule.rule_id.span
-        else:
-            rule_id = f"{PurePath(f.path).name}:{block.name.value}:{index}"
-            if rule_id in seen_ids:  # two blocks of one service in one file
-                rule_id = f"{rule_id}@{rule.span.line}"
-            seen_ids[rule_id] = rule.span
 
         methods = None if rule.methods is None else frozenset(m.value for m in rule.methods)
         paths = []

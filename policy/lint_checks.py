@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import PurePath
 
 from . import model, nodes
 from .conditions import Context, EvalError, compile_rule_condition
@@ -220,9 +219,11 @@ def _text_checks(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _syntax_rule_checks(ctx: LintContext) -> Iterator[Diagnostic]:
+    # The id the checker derived for each rule written without one.
+    known_as = {r.span: r.rule_id for r in ctx.policy.rules()}
     for f in ctx.files:
         for block in f.services:
-            for index, rule in enumerate(block.rules, start=1):
+            for rule in block.rules:
                 if ctx.on("unmatchable-path"):
                     for text in rule.paths:
                         problem = unmatchable_reason(text.value)
@@ -235,11 +236,10 @@ def _syntax_rule_checks(ctx: LintContext) -> Iterator[Diagnostic]:
                                 suggestion=fix,
                             )
                 if rule.rule_id is None and ctx.on("missing-id"):
-                    derived = f"{PurePath(f.path).name}:{block.name.value}:{index}"
                     yield finding(
                         "missing-id",
-                        f"rule has no @id; it is known as {derived!r}, which changes when "
-                        "rules move",
+                        f"rule has no @id; it is known as {known_as[rule.span]!r}, which "
+                        "changes when rules move",
                         rule.span,
                     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Literal
 
 from .diagnostics import Span
@@ -183,6 +184,15 @@ class ServiceKey:
 
     def __str__(self) -> str:
         return self.name if self.port is None else f"{self.name}:{self.port}"
+
+
+def derived_rule_id(path: str, key: ServiceKey, index: int) -> str:
+    """The id of a rule written without ``@id``: its file's name, its destination and its
+    position among that destination's rules in the file (from 1), as in
+    ``bookinfo.policy:reviews.default:2`` or ``api.policy:api:8443:1``. The folder is left
+    out, so the id does not depend on where the checker runs; it changes when rules
+    move, which is why ``meshward lint`` asks for an ``@id``."""
+    return f"{PurePath(path).name}:{key}:{index}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,7 @@ def _build(parser: Lark, text: str, path: str) -> ParseResult:
     builder.start_file(path)
     file = cast(nodes.PolicyFile, parser.parse(text))
     if builder.token_errors:
-        return ParseResult(None, (builder.token_errors[0],))
+        return ParseResult(None, tuple(sorted(builder.token_errors, key=lambda d: d.span)))
     return ParseResult(replace(file, comments=_comments(text, path)), ())
 
 
@@ -376,12 +376,21 @@ class _NodeBuilder:
 
     def service(self, items: list[_Item]) -> nodes.ServiceBlock:
         audit, _, name, port = items[:4]
-        defaults = [x.value for x in items[5:-1] if isinstance(x, _Part)]
+        defaults = [x for x in items[5:-1] if isinstance(x, _Part)]
+        for extra in defaults[1:]:
+            self.token_errors.append(
+                Diagnostic(
+                    "syntax",
+                    "a service has one `default`; this is a second one",
+                    extra.span,
+                    help="keep one `default` per service block",
+                )
+            )
         return nodes.ServiceBlock(
             name=self._text(name),
             port=port.value if port is not None else None,
             audit=audit is not None,
-            default=defaults[-1] if defaults else None,
+            default=defaults[0].value if defaults else None,
             rules=tuple(x for x in items[5:-1] if isinstance(x, nodes.Rule)),
             span=self._span(items),
         )

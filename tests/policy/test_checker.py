@@ -8,8 +8,12 @@ from meshward.policy import PolicyError, load_texts
 
 
 def check_errors(*texts: str) -> list:
+    return diagnostics_of({f"f{i}.policy": textwrap.dedent(t) for i, t in enumerate(texts)})
+
+
+def diagnostics_of(texts: dict[str, str]) -> list:
     with pytest.raises(PolicyError) as info:
-        load_texts({f"f{i}.policy": textwrap.dedent(t) for i, t in enumerate(texts)})
+        load_texts(texts)
     return list(info.value.diagnostics)
 
 
@@ -127,3 +131,42 @@ def test_derived_rule_ids_are_stable_and_file_based():
         {"dir/a.policy": "# c\nservice s {\n allow GET /a\n # moved\n allow GET /b\n}\n"}
     )
     assert [r.rule_id for r in loaded.policy.rules()] == ["a.policy:s:1", "a.policy:s:2"]
+
+
+def test_derived_rule_ids_count_per_destination_and_file_and_name_the_port():
+    loaded = load_texts(
+        {
+            "a.policy": "service s { allow GET /a }\nservice s:8080 { allow GET /b }\n"
+            "service s { allow GET /c }\n",
+            "b.policy": "service s { allow GET /d }\n",
+        }
+    )
+    by_path = {r.paths[0].text: r.rule_id for r in loaded.policy.rules()}
+    assert by_path == {
+        "/a": "a.policy:s:1",
+        "/b": "a.policy:s:8080:1",
+        "/c": "a.policy:s:2",
+        "/d": "b.policy:s:1",
+    }
+
+
+def test_derived_ids_that_would_collide_are_an_error_whatever_the_file_order():
+    texts = {
+        "one/r.policy": "service x { allow GET /a }",
+        "two/r.policy": "service x { deny GET /a }",
+    }
+    for order in (texts, dict(reversed(texts.items()))):
+        (d,) = diagnostics_of(order)
+        assert d.code == "duplicate-id" and "'r.policy:x:1'" in d.message
+        assert "give one of them an @id" in (d.help or "")
+
+
+def test_a_written_id_equal_to_a_derived_one_is_an_error_whatever_the_order():
+    derived = "service x { allow GET /a }"
+    written = 'service y { @id("a.policy:x:1") allow GET /b }'
+    for texts in (
+        {"a.policy": derived, "b.policy": written},
+        {"b.policy": written, "a.policy": derived},
+    ):
+        (d,) = diagnostics_of(texts)
+        assert d.code == "duplicate-id" and d.span.file == "b.policy"

@@ -51,6 +51,24 @@ def test_audit_rules_and_audit_services_never_decide(policy):
     assert not d.allowed and ("dry-allow", "allow") in [(a.rule_id, a.effect) for a in d.audit]
 
 
+def test_a_port_bound_default_stays_on_its_port_beside_an_audit_service(policy):
+    # The audit block creates a policy for every port of `pay`; the default written for
+    # port 8080 must not reach it, or a dry run would open every other port.
+    p = policy(
+        "service pay:8080 { default allow\n deny * /admin/{**} }",
+        "audit service pay { deny * /internal/{**} }",
+    )
+    assert p.decide("pay", path="/x", port=8080).allowed
+    assert not p.decide("pay", path="/admin/x", port=8080).allowed
+    for port in (9999, None):
+        d = p.decide("pay", path="/admin/x", port=port)
+        assert not d.allowed and d.rule_ids == ()
+    # A default written for every port still holds on a port an audit block names.
+    p = policy("service pay { default allow }", "audit service pay:8080 { deny * /x }")
+    d = p.decide("pay", path="/x", port=8080)
+    assert d.allowed and [a.rule_id for a in d.audit] == ["file1.policy:pay:8080:1"]
+
+
 def test_conditions_that_cannot_be_evaluated_fail_closed(policy):
     p = policy(
         TD

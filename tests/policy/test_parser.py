@@ -195,3 +195,20 @@ def test_a_second_id_on_a_rule_is_an_error():
     (d,) = errors('service a {\n  @id("x") @id("y")\n  allow *\n}\n')
     assert d.message == "a rule has one @id; this is a second one"
     assert (d.span.line, d.span.column) == (2, 12)
+
+
+def test_a_second_default_in_a_block_is_an_error_not_the_last_one_winning():
+    (d,) = errors("service a {\n  default deny\n  allow GET /a\n  default allow\n}\n")
+    assert d.message == "a service has one `default`; this is a second one"
+    assert (d.span.line, d.span.column) == (4, 3)
+
+
+def test_every_token_error_of_a_file_is_reported_in_source_order():
+    text = 'service a {\n  @id("x") @id("y") allow *\n  default deny\n  default allow\n}\n'
+    text += 'trust_domain "a\\qb"\n'
+    found = errors(text)
+    assert [(d.span.line, d.message) for d in found] == [
+        (2, "a rule has one @id; this is a second one"),
+        (4, "a service has one `default`; this is a second one"),
+        (6, "invalid escape in string"),
+    ]
