@@ -25,7 +25,7 @@ from meshward.policy.request import Request
 
 from . import tokens
 from .decision_log import DecisionLog, DecisionRecord, utc_now
-from .destination import DestinationResolver, host_port
+from .destination import DestinationResolver
 from .holder import PolicyHolder
 from .metrics import AuthzMetrics
 from .settings import AuthzSettings, ServiceSettings
@@ -41,22 +41,25 @@ RULE_UNKNOWN_DESTINATION = "meshward:unknown-destination"
 RULE_JWT_REQUIRED = "meshward:jwt-required"
 RULE_INTERNAL_ERROR = "meshward:internal-error"
 RULE_DEFAULT = "meshward:default"
-_EMPTY: Mapping[str, str] = {}
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20-\x7e]")
 
 
 class CheckInput:
     """What Envoy asked, in transport-neutral form. ``headers`` have lower-case names;
-    ``principal`` is an identity the transport already established (or None)."""
+    ``principal`` is an identity the transport already established (or None);
+    ``destination`` the service Envoy named through the transport's own channel (None:
+    map the Host) and ``port`` the port the request arrived on, as Envoy reported it
+    (see :mod:`.destination`)."""
 
     # A plain class, not a dataclass: compiled, its __init__ is native code, where a
     # dataclass's generated __init__ stays interpreted (this runs on every request).
     __slots__ = (
-        "context_extensions",
+        "destination",
         "headers",
         "host",
         "method",
         "path",
+        "port",
         "principal",
         "source_ip",
     )
@@ -69,7 +72,8 @@ class CheckInput:
         headers: Mapping[str, str],
         principal: str | None = None,
         source_ip: str | None = None,
-        context_extensions: Mapping[str, str] = _EMPTY,
+        destination: str | None = None,
+        port: int | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -77,7 +81,8 @@ class CheckInput:
         self.headers = headers
         self.principal = principal
         self.source_ip = source_ip
-        self.context_extensions = context_extensions
+        self.destination = destination
+        self.port = port
 
 
 class Outcome:
@@ -155,7 +160,7 @@ class Authorizer:
         self.metrics = metrics
         self.decision_log = decision_log
         self.verifier = verifier if verifier is not None else JwtVerifier(settings.jwt)
-        self._destinations = DestinationResolver(settings.destination)
+        self.destinations = DestinationResolver(settings.destination)
         self._ids = DecisionIds()
         self._default_service = ServiceSettings(deny_status=settings.default_deny_status)
         self._services = settings.services
@@ -188,7 +193,7 @@ class Authorizer:
     def _check(self, inp: CheckInput, decision_id: str) -> tuple[Outcome, dict[str, Any]]:
         policy = self.holder.policy
         headers = inp.headers
-        destination = self._destinations.resolve(headers, inp.host, inp.context_extensions)
+        destination = inp.destination or self.destinations.by_host(inp.host)
         record: dict[str, Any] = {"destination": destination, "jwt": None, "audit": ()}
         if policy is None:
             reason = "denied: no policy loaded yet"
@@ -209,7 +214,7 @@ class Authorizer:
             destination,
             inp.method,
             inp.path,
-            host_port(inp.host),
+            inp.port,
             inp.host,
             headers,
             inp.principal,

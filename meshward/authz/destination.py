@@ -1,4 +1,13 @@
-"""Which service a request is for: the name the policy's ``service`` blocks use."""
+"""Which service a request is for, and on which port: the ``service name:port`` its
+policy is written for.
+
+Each transport learns the destination from a channel the client cannot write to: in HTTP
+mode a header Envoy sets on the check request (``headers_to_add`` replaces any copy the
+client sent), in gRPC mode a ``context_extensions`` entry of the route. Only when that is
+missing is the Host, which the client chose, mapped to a service name. The port is the
+one the request arrived on, as Envoy reports it, never the one written in the Host: a
+client would otherwise pick which port's rules apply.
+"""
 
 from __future__ import annotations
 
@@ -10,31 +19,36 @@ from .settings import DestinationSettings
 
 
 class DestinationResolver:
-    """Resolve, in order: the configured header (Envoy adds it per listener), the gRPC
-    ``context_extensions`` entry, then the Host (without port) through the host map.
-    None means unknown, which the caller denies."""
+    """The transport-facing half of :class:`DestinationSettings`."""
 
-    __slots__ = ("_extension", "_header", "_hosts")
+    __slots__ = ("_extension", "_header", "_hosts", "_port_header")
 
     def __init__(self, settings: DestinationSettings) -> None:
         self._header = settings.header
+        self._port_header = settings.port_header
         self._extension = settings.context_extension
         self._hosts = settings.hosts
 
-    def resolve(
-        self,
-        headers: Mapping[str, str],
-        host: str | None,
-        context_extensions: Mapping[str, str] | None = None,
-    ) -> str | None:
-        if self._header is not None:
-            value = headers.get(self._header)
-            if value:
-                return value
-        if context_extensions:
-            value = context_extensions.get(self._extension)
-            if value:
-                return value
+    def from_headers(self, headers: Mapping[str, str]) -> str | None:
+        """HTTP mode: the destination header Envoy adds, if configured and present."""
+        if self._header is None:
+            return None
+        return headers.get(self._header) or None
+
+    def from_extensions(self, context_extensions: Mapping[str, str]) -> str | None:
+        """gRPC mode: the route's context extension (client headers are never read
+        there: Envoy's gRPC check forwards them as the client wrote them)."""
+        return context_extensions.get(self._extension) or None
+
+    def port_from_headers(self, headers: Mapping[str, str], host: str | None) -> int | None:
+        """HTTP mode: the port header Envoy adds; the Host's port only when no port
+        header is configured (where the Host cannot be chosen freely)."""
+        if self._port_header is None:
+            return host_port(host)
+        return _port(headers.get(self._port_header))
+
+    def by_host(self, host: str | None) -> str | None:
+        """The service the Host (without its port) is mapped to; None when unknown."""
         name = host_name(host)
         return self._hosts.get(name) if name else None
 
@@ -46,9 +60,12 @@ def host_port(host: str | None) -> int | None:
     tail = host.rsplit("]", 1)[-1] if host.startswith("[") else host
     if tail.count(":") != 1:
         return None
-    digits = tail.rsplit(":", 1)[1]
+    return _port(tail.rsplit(":", 1)[1])
+
+
+def _port(digits: str | None) -> int | None:
     # ASCII digits only: str.isdigit also accepts characters int() refuses, such as '²'.
-    if not (digits.isascii() and digits.isdigit()):
+    if not digits or not (digits.isascii() and digits.isdigit()) or len(digits) > 5:
         return None
     port = int(digits)
-    return port if port <= 65535 else None
+    return port if 0 < port <= 65535 else None

@@ -28,6 +28,9 @@ DEFAULT_AUTHZ_PORTS = {"http": 9191, "grpc": 9192}
 ISTIO_SERVICE = "meshward.meshward-system.svc.cluster.local"  # meshward's Service in a mesh
 PEER_HEADER = "x-meshward-peer-uri-san"
 DESTINATION_HEADER = "x-meshward-destination"
+DESTINATION_PORT_HEADER = "x-meshward-destination-port"
+# The port the request arrived on (the original destination port behind a redirect).
+LOCAL_PORT = "%DOWNSTREAM_LOCAL_PORT%"
 # What meshward may set on the request to the application, and show a denied client.
 UPSTREAM_HEADER_PATTERNS = [{"prefix": "x-meshward-"}]
 CLIENT_HEADER_PATTERNS = [
@@ -130,6 +133,7 @@ def ext_authz_filter(opts: EnvoyOptions) -> dict[str, Any]:
                 "headers_to_add": [
                     {"key": PEER_HEADER, "value": "%DOWNSTREAM_PEER_URI_SAN%"},
                     {"key": DESTINATION_HEADER, "value": opts.destination},
+                    {"key": DESTINATION_PORT_HEADER, "value": LOCAL_PORT},
                 ],
             },
             "authorization_response": {
@@ -201,7 +205,9 @@ def bootstrap(opts: EnvoyOptions) -> dict[str, Any]:
     }
 
 
-def istio_snippet(mode: str, host: str = ISTIO_SERVICE, port: int | None = None) -> str:
+def istio_snippet(
+    mode: str, host: str = ISTIO_SERVICE, port: int | None = None, check_prefix: str = "/check"
+) -> str:
     """An Istio ``meshConfig.extensionProviders`` entry for a CUSTOM AuthorizationPolicy."""
     port = port or DEFAULT_AUTHZ_PORTS[mode]
     if mode == "grpc":
@@ -216,10 +222,11 @@ def istio_snippet(mode: str, host: str = ISTIO_SERVICE, port: int | None = None)
                 "service": host,
                 "port": port,
                 "timeout": "0.25s",
-                "pathPrefix": "/check",
+                "pathPrefix": check_prefix,
                 "includeRequestHeadersInCheck": ["authorization", "x-forwarded-client-cert"],
                 "includeAdditionalHeadersInCheck": {
                     PEER_HEADER: "%DOWNSTREAM_PEER_URI_SAN%",
+                    DESTINATION_PORT_HEADER: LOCAL_PORT,
                 },
                 "headersToUpstreamOnAllow": ["x-meshward-*"],
                 "headersToDownstreamOnDeny": [p["exact"] for p in CLIENT_HEADER_PATTERNS],

@@ -5,9 +5,10 @@ servicer base class cannot be compiled).
 
 The caller's identity is ``source.principal`` (Envoy fills it from the TLS handshake) or,
 with identity mode ``xfcc``, the XFCC element Envoy wrote (for a proxy behind a
-TLS-terminating Envoy); the destination may come from ``context_extensions``. Every
-CheckResponse sets ``status`` explicitly: an unset status reads as OK, which Envoy takes as
-an allow.
+TLS-terminating Envoy); the destination comes from ``context_extensions`` (else the Host,
+through the host map) and the port from the destination address (see
+:mod:`.destination`). Every CheckResponse sets ``status`` explicitly: an unset status
+reads as OK, which Envoy takes as an allow.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from google.rpc import code_pb2, status_pb2
 
 from .core import Authorizer, CheckInput, Outcome
+from .destination import DestinationResolver
 from .identity import IdentityReader, trusted_principal
 
 _OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
@@ -29,11 +31,16 @@ _OK = status_pb2.Status(code=code_pb2.OK)
 def answer(authorizer: Authorizer, request: Any, fallback: IdentityReader | None) -> Any:
     """The CheckResponse for a CheckRequest. :meth:`Authorizer.check` never raises, but
     reading the request or writing the response may: the servicer denies then."""
-    return check_response(authorizer.check(check_input(request, fallback), "grpc"))
+    inp = check_input(request, authorizer.destinations, fallback)
+    return check_response(authorizer.check(inp, "grpc"))
 
 
-def check_input(request: Any, fallback: IdentityReader | None = None) -> CheckInput:
-    """The transport-neutral question of a CheckRequest."""
+def check_input(
+    request: Any, destinations: DestinationResolver, fallback: IdentityReader | None = None
+) -> CheckInput:
+    """The transport-neutral question of a CheckRequest. The destination comes from the
+    route's context extensions and the port from the address the request arrived on,
+    never from the client's headers."""
     attrs = request.attributes
     http = attrs.request.http
     headers = http.headers  # a read-only view; Envoy sends lower-case names
@@ -42,14 +49,17 @@ def check_input(request: Any, fallback: IdentityReader | None = None) -> CheckIn
     principal = trusted_principal(source.principal)
     if principal is None and fallback is not None:
         principal = fallback(headers)
+    local = attrs.destination
+    port = local.address.socket_address.port_value if local.HasField("address") else 0
     return CheckInput(
-        method=http.method,
-        path=http.path,
-        host=http.host or headers.get(":authority") or headers.get("host"),
-        headers=headers,
-        principal=principal,
-        source_ip=address or None,
-        context_extensions=attrs.context_extensions,
+        http.method,
+        http.path,
+        http.host or headers.get(":authority") or headers.get("host"),
+        headers,
+        principal,
+        address or None,
+        destinations.from_extensions(attrs.context_extensions),
+        port or None,
     )
 
 

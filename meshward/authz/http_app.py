@@ -42,6 +42,7 @@ class CheckApp:
         self._prefix = settings.http.check_prefix.encode()
         self._prefix_slash = self._prefix + b"/"
         self._identity = identity_reader(settings.identity)
+        self._destinations = authorizer.destinations
         self._source_ip_header = settings.identity.source_ip_header
         self._failsafe_status = settings.default_deny_status
 
@@ -86,13 +87,17 @@ class CheckApp:
         if query:
             path += "?" + query.decode("latin-1")
         source_ip = headers.get(self._source_ip_header) if self._source_ip_header else None
+        host = headers.get("host")
+        destinations = self._destinations
         return CheckInput(
-            method=scope["method"],
-            path=path,
-            host=headers.get("host"),
-            headers=headers,
-            principal=self._identity(headers),
-            source_ip=source_ip,
+            scope["method"],
+            path,
+            host,
+            headers,
+            self._identity(headers),
+            source_ip,
+            destinations.from_headers(headers),
+            destinations.port_from_headers(headers, host),
         )
 
 

@@ -68,6 +68,11 @@ def register(subparsers: Any) -> None:
         help="require mTLS on the listener: DIR holds cert.pem, key.pem, bundle.pem",
     )
     envoy.add_argument("--timeout-ms", type=int, default=250, help="ext_authz call timeout")
+    envoy.add_argument(
+        "--check-prefix",
+        default="/check",
+        help="HTTP mode: the path prefix of checks (meshward's http.check_prefix)",
+    )
     envoy.set_defaults(func=_envoy_config)
 
 
@@ -103,7 +108,8 @@ def _envoy_config(args: argparse.Namespace) -> int:
 
     if args.istio:
         host = args.authz_host or envoy_config.ISTIO_SERVICE
-        sys.stdout.write(envoy_config.istio_snippet(args.mode, host, args.authz_port))
+        snippet = envoy_config.istio_snippet(args.mode, host, args.authz_port, args.check_prefix)
+        sys.stdout.write(snippet)
         return 0
     options = envoy_config.EnvoyOptions(
         mode=args.mode,
@@ -115,6 +121,7 @@ def _envoy_config(args: argparse.Namespace) -> int:
         destination=args.destination,
         tls_dir=args.tls_dir,
         timeout_ms=args.timeout_ms,
+        check_prefix=args.check_prefix,
     )
     sys.stdout.write(envoy_config.render_yaml(envoy_config.bootstrap(options)))
     return 0

@@ -227,6 +227,40 @@ def test_required_jwt_is_401_through_envoy(
 
 
 @pytest.mark.parametrize("mode", ["http", "grpc"])
+def test_destination_and_port_come_from_envoy_not_the_client(
+    mode: str, upstream: RecordingUpstream, binary: str, tmp_path: Path
+) -> None:
+    # Rules bound to the port Envoy listens on must hold whatever Host port the client
+    # writes, and a client-sent destination (or port) header must not pick the policy.
+    listen = free_port()
+    policy = tmp_path / "ports.policy"
+    policy.write_text(
+        'service app { @id("open") allow * /{**} from any }\n'
+        f'service app:{listen} {{ @id("port-bound") deny * /admin/{{**}} }}\n'
+        'service api { @id("api-open") allow * /{**} from any }\n'
+    )
+    settings = {"policy": {"paths": [str(policy)]}, "grpc": {"enabled": True}}
+    with AuthzServer(settings, workdir=tmp_path / "authz") as server:
+        authz_port = server.port if mode == "http" else server.grpc_port
+        assert authz_port is not None
+        envoy = _envoy_for(
+            mode, upstream.port, authz_port, tmp_path / "envoy", "--listen-port", str(listen)
+        )
+        with envoy:
+            spoofs: list[dict[str, str]] = [
+                {},
+                {"host": "app:1"},
+                {"host": "app"},
+                {"x-meshward-destination": "api", "x-meshward-destination-port": "1"},
+            ]
+            for headers in spoofs:
+                status, seen, _ = _request(listen, "GET", "/admin/x", headers)
+                assert (status, seen.get("x-meshward-rule")) == (403, "port-bound"), headers
+            status, _, _ = _request(listen, "GET", "/public/x", {"host": "app:1"})
+            assert status == 200
+
+
+@pytest.mark.parametrize("mode", ["http", "grpc"])
 def test_meshward_down_means_deny(
     mode: str, upstream: RecordingUpstream, binary: str, tmp_path: Path
 ) -> None:

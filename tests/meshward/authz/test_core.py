@@ -15,11 +15,11 @@ from meshward.testing.jwt_issuer import TestIssuer
 MakeAuthorizer = Callable[..., core.Authorizer]
 
 PRODUCTPAGE = "spiffe://cluster.local/ns/default/sa/productpage"
-DEST = {"x-meshward-destination": "reviews.default"}
 
 
 def _input(method: str = "GET", path: str = "/reviews/1", **kw: Any) -> CheckInput:
-    headers = {**DEST, **kw.pop("headers", {})}
+    kw.setdefault("destination", "reviews.default")
+    headers = kw.pop("headers", {})
     return CheckInput(method=method, path=path, host="reviews:9080", headers=headers, **kw)
 
 
@@ -75,7 +75,7 @@ def test_decision_ids_are_unique(make_authorizer: MakeAuthorizer) -> None:
 def test_unknown_destination_and_not_ready_deny(make_authorizer: MakeAuthorizer) -> None:
     out = make_authorizer().check(CheckInput("GET", "/public/a", "nowhere.example", {}), "http")
     assert not out.allowed and out.rule == core.RULE_UNKNOWN_DESTINATION
-    named = make_authorizer().check(_input(headers={"x-meshward-destination": "ghost"}), "http")
+    named = make_authorizer().check(_input(destination="ghost"), "http")
     assert not named.allowed and "no policy for destination ghost" in named.reason
     not_ready = make_authorizer(load=False).check(_input(path="/public/a"), "http")
     assert not not_ready.allowed and not_ready.rule == core.RULE_NOT_READY
@@ -85,6 +85,30 @@ def test_host_map_names_the_destination(make_authorizer: MakeAuthorizer) -> None
     authorizer = make_authorizer(destination={"hosts": {"reviews": "reviews.default"}})
     out = authorizer.check(CheckInput("GET", "/public/a", "reviews:9080", {}), "http")
     assert out.allowed
+    # The destination the transport was told wins over the Host.
+    named = CheckInput("GET", "/public/a", "reviews:9080", {}, destination="ghost")
+    assert "destination ghost" in authorizer.check(named, "http").reason
+
+
+def test_the_port_is_the_one_the_transport_reported_not_the_hosts(
+    make_authorizer: MakeAuthorizer, policy_dir: Path
+) -> None:
+    (policy_dir / "ports.policy").write_text(
+        'service ports.default:8443 { @id("no-admin") deny * /admin/{**} }\n'
+        'service ports.default { @id("open") allow * /{**} from any }\n'
+    )
+    authorizer = make_authorizer()
+
+    def check(host: str, port: int | None) -> core.Outcome:
+        inp = CheckInput("GET", "/admin/x", host, {}, destination="ports.default", port=port)
+        return authorizer.check(inp, "http")
+
+    assert check("ports", 8443).rule == "no-admin"
+    assert check("ports:8443", 8443).rule == "no-admin"
+    # A Host naming another port (or none) does not move the request off port 8443's rules.
+    assert check("ports:1", 8443).rule == "no-admin"
+    # A request Envoy saw arrive on another port gets the any-port rules only.
+    assert check("ports:8443", 9000).rule == "open"
 
 
 def test_ambiguous_path_is_denied(make_authorizer: MakeAuthorizer) -> None:
@@ -146,7 +170,7 @@ def test_required_jwt_answers_401(make_authorizer: MakeAuthorizer, issuer: TestI
 
 def test_internal_error_is_a_deny(make_authorizer: MakeAuthorizer) -> None:
     authorizer = make_authorizer()
-    broken = CheckInput("GET", "/public/a", None, None)  # type: ignore[arg-type]
+    broken = CheckInput("GET", "/public/a", None, None, destination="reviews.default")  # type: ignore[arg-type]
     out = authorizer.check(broken, "http")
     assert not out.allowed and out.status == 403
     assert out.rule == core.RULE_INTERNAL_ERROR and "internal error" in out.reason

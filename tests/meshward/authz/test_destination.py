@@ -9,21 +9,35 @@ from meshward.authz.settings import DestinationSettings
 from meshward.policy.request import host_name
 
 
-def test_header_then_context_extension_then_host_map() -> None:
+def test_each_transport_reads_its_own_channel_then_the_host_map() -> None:
     r = DestinationResolver(DestinationSettings(hosts={"Reviews.Example": "reviews.default"}))
-    headers = {"x-meshward-destination": "api.default"}
-    assert r.resolve(headers, "reviews.example", {"destination": "x"}) == "api.default"
-    assert r.resolve({}, "reviews.example", {"destination": "ratings.default"}) == (
-        "ratings.default"
-    )
-    assert r.resolve({}, "REVIEWS.example:9080") == "reviews.default"
-    assert r.resolve({}, "unknown.example") is None
-    assert r.resolve({}, None) is None
+    assert r.from_headers({"x-meshward-destination": "api.default"}) == "api.default"
+    assert r.from_headers({"x-meshward-destination": ""}) is None
+    assert r.from_extensions({"destination": "ratings.default"}) == "ratings.default"
+    assert r.from_extensions({}) is None
+    assert r.by_host("REVIEWS.example:9080") == "reviews.default"
+    assert r.by_host("unknown.example") is None
+    assert r.by_host(None) is None
 
 
 def test_header_ignored_when_not_configured() -> None:
     r = DestinationResolver(DestinationSettings(header=None))
-    assert r.resolve({"x-meshward-destination": "api.default"}, None) is None
+    assert r.from_headers({"x-meshward-destination": "api.default"}) is None
+
+
+def test_the_port_comes_from_envoys_port_header_not_the_host() -> None:
+    r = DestinationResolver(DestinationSettings())
+    assert r.port_from_headers({"x-meshward-destination-port": "8443"}, "a:1") == 8443
+    assert r.port_from_headers({}, "a:8443") is None
+    for bad in ("", "0", "65536", "８０", "80 ", "123456"):
+        assert r.port_from_headers({"x-meshward-destination-port": bad}, "a") is None
+    # Only with no port header configured does the Host's port count.
+    assert (
+        DestinationResolver(DestinationSettings(port_header=None)).port_from_headers(
+            {"x-meshward-destination-port": "1"}, "a:8443"
+        )
+        == 8443
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,6 +49,7 @@ def test_header_ignored_when_not_configured() -> None:
         ("[::1]", "[::1]", None),
         ("::1", "::1", None),
         ("a:99999", "a", None),
+        ("a:0", "a", None),
         ("a:x", "a", None),
         ("a:\u00b2", "a", None),  # a digit to str.isdigit, not to int()
         ("a:\u0663", "a", None),  # a decimal digit, but not an ASCII one

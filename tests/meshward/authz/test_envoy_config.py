@@ -31,6 +31,7 @@ def test_http_mode_is_fail_closed_and_sets_identity_headers() -> None:
     assert added == {
         "x-meshward-peer-uri-san": "%DOWNSTREAM_PEER_URI_SAN%",
         "x-meshward-destination": "reviews",
+        "x-meshward-destination-port": "%DOWNSTREAM_LOCAL_PORT%",
     }
     forwarded = [p["exact"] for p in authz["allowed_headers"]["patterns"]]
     assert "x-meshward-peer-uri-san" not in forwarded
@@ -66,6 +67,8 @@ def test_render_round_trips_and_istio_snippets() -> None:
     http = yaml.safe_load(envoy_config.istio_snippet("http"))
     [provider] = http["meshConfig"]["extensionProviders"]
     assert provider["envoyExtAuthzHttp"]["pathPrefix"] == "/check"
+    extra = provider["envoyExtAuthzHttp"]["includeAdditionalHeadersInCheck"]
+    assert extra["x-meshward-destination-port"] == "%DOWNSTREAM_LOCAL_PORT%"
     grpc = yaml.safe_load(envoy_config.istio_snippet("grpc", "authz.example", 1234))
     [provider] = grpc["meshConfig"]["extensionProviders"]
     assert provider["envoyExtAuthzGrpc"] == {

@@ -11,10 +11,15 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from google.rpc import code_pb2
 
 from meshward.authz.core import Outcome
+from meshward.authz.destination import DestinationResolver
 from meshward.authz.grpc_messages import check_input, check_response
+from meshward.authz.settings import DestinationSettings
 
 PEER = "spiffe://cluster.local/ns/default/sa/productpage"
 OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+RESOLVER = DestinationResolver(DestinationSettings())
 
 
 def _request(
@@ -32,28 +37,42 @@ def _request(
     http.method, http.path, http.host = "POST", "/reviews/1?x=1", host
     http.headers.update(headers or {})
     attrs.context_extensions["destination"] = "reviews.default"
+    attrs.destination.address.socket_address.port_value = 9080
     return request
 
 
 def test_check_input_reads_every_attribute() -> None:
-    inp = check_input(_request(PEER, headers={"x-trace": "1"}))
+    inp = check_input(_request(PEER, headers={"x-trace": "1"}), RESOLVER)
     assert (inp.method, inp.path, inp.host) == ("POST", "/reviews/1?x=1", "reviews:9080")
     assert (inp.principal, inp.source_ip) == (PEER, "10.1.2.3")
     assert inp.headers.get("x-trace") == "1"
-    assert dict(inp.context_extensions) == {"destination": "reviews.default"}
+    assert (inp.destination, inp.port) == ("reviews.default", 9080)
+
+
+def test_the_destination_and_port_never_come_from_client_headers() -> None:
+    # Envoy's gRPC check forwards the client's headers as written: a header naming
+    # another service, or a Host naming another port, must not choose the policy.
+    spoof = {"x-meshward-destination": "api.default", "x-meshward-destination-port": "1"}
+    request = _request(host="reviews:8443", headers=spoof)
+    inp = check_input(request, RESOLVER)
+    assert (inp.destination, inp.port) == ("reviews.default", 9080)
+    del request.attributes.context_extensions["destination"]
+    request.attributes.ClearField("destination")
+    inp = check_input(request, RESOLVER)
+    assert (inp.destination, inp.port) == (None, None)
 
 
 def test_check_input_host_falls_back_to_authority_then_host_header() -> None:
     both = {":authority": "a:1", "host": "b"}
-    assert check_input(_request(host="", headers=both)).host == "a:1"
-    assert check_input(_request(host="", headers={"host": "b"})).host == "b"
-    assert check_input(_request(host="")).host is None
+    assert check_input(_request(host="", headers=both), RESOLVER).host == "a:1"
+    assert check_input(_request(host="", headers={"host": "b"}), RESOLVER).host == "b"
+    assert check_input(_request(host=""), RESOLVER).host is None
 
 
 def test_without_an_address_or_a_valid_principal_nothing_is_made_up() -> None:
-    inp = check_input(pb.CheckRequest())
+    inp = check_input(pb.CheckRequest(), RESOLVER)
     assert (inp.principal, inp.source_ip, inp.host) == (None, None, None)
-    assert check_input(_request("CN=productpage")).principal is None
+    assert check_input(_request("CN=productpage"), RESOLVER).principal is None
 
 
 def test_the_fallback_reads_headers_only_without_a_transport_identity() -> None:
@@ -64,9 +83,9 @@ def test_the_fallback_reads_headers_only_without_a_transport_identity() -> None:
         return "spiffe://cluster.local/ns/a/sa/b"
 
     xfcc = {"x-forwarded-client-cert": "By=x;URI=spiffe://cluster.local/ns/a/sa/b"}
-    assert check_input(_request(PEER, headers=xfcc), fallback).principal == PEER
+    assert check_input(_request(PEER, headers=xfcc), RESOLVER, fallback).principal == PEER
     assert seen == []
-    from_xfcc = check_input(_request(headers=xfcc), fallback).principal
+    from_xfcc = check_input(_request(headers=xfcc), RESOLVER, fallback).principal
     assert from_xfcc == "spiffe://cluster.local/ns/a/sa/b"
     assert seen == [xfcc["x-forwarded-client-cert"]]
 

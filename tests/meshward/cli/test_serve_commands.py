@@ -23,6 +23,17 @@ def test_envoy_config_prints_a_bootstrap_and_an_istio_snippet(
     assert provider["envoyExtAuthzHttp"]["service"] == "meshward.meshward-system.svc.cluster.local"
 
 
+def test_envoy_config_follows_a_custom_check_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envoy-config", "--check-prefix", "/authz"]) == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    [authz, _] = hcm["typed_config"]["http_filters"]
+    assert authz["typed_config"]["http_service"]["path_prefix"] == "/authz"
+    assert main(["envoy-config", "--istio", "--check-prefix", "/authz"]) == 0
+    [provider] = yaml.safe_load(capsys.readouterr().out)["meshConfig"]["extensionProviders"]
+    assert provider["envoyExtAuthzHttp"]["pathPrefix"] == "/authz"
+
+
 def test_serve_refuses_invalid_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "authz.yaml"
     config.write_text("policy: {paths: [x]}\nidentity: {mode: trust-everyone}\n")
