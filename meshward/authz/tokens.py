@@ -146,7 +146,7 @@ class KeySet:
     def _load(self) -> None:
         try:
             keys = self._fetch()
-        except (OSError, ValueError, jwt.PyJWKError, jwt.PyJWKSetError) as exc:
+        except Exception as exc:  # unreadable, unreachable, or not a JWKS at all
             # Keep the last good keys; a token signed by a key we cannot load fails.
             log.warning("JWKS of issuer %s unavailable: %s", self._settings.issuer, exc)
         else:
@@ -164,14 +164,26 @@ class KeySet:
             assert s.jwks_url is not None
             with urllib.request.urlopen(s.jwks_url, timeout=self._timeout) as response:
                 text = response.read(1 << 20).decode()
+        document = json.loads(text)
+        found = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(found, list):
+            raise ValueError('not a JWKS: expected an object with a "keys" list')
         keys: dict[str | None, Any] = {}
-        for jwk in json.loads(text).get("keys", []):
+        broken = 0
+        for jwk in found:
+            if not isinstance(jwk, dict):
+                broken += 1
+                continue
             if jwk.get("use", "sig") not in ("sig", "jwt-svid"):
                 continue  # e.g. the x509-svid keys of a SPIFFE bundle
             try:
                 keys[jwk.get("kid")] = jwt.PyJWK(jwk).key
             except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
+                broken += 1
                 log.warning("skipping a JWK of issuer %s: %s", s.issuer, exc)
+        if broken and not keys:
+            # A publishing fault, not a rotation to no keys: keep the last good ones.
+            raise ValueError(f"none of its {broken} key(s) could be read")
         return keys
 
 
@@ -241,8 +253,8 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.DecodeError:
-            return JwtResult(None, MALFORMED)
+        except jwt.InvalidTokenError:  # not decodable, or a header pyjwt refuses (a kid
+            return JwtResult(None, MALFORMED)  # that is not a string, a bad `crit`)
         issuer = unverified.get("iss")
         entry = self._issuers.get(issuer) if isinstance(issuer, str) else None
         if entry is None:

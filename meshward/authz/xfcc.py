@@ -19,6 +19,9 @@ KEYS = frozenset({"by", "hash", "cert", "chain", "subject", "uri", "dns"})
 # "the peer's identity" ambiguous.
 REPEATABLE = frozenset({"dns"})
 MAX_HEADER_BYTES = 64 * 1024
+# Larger headers are parsed every time (one element with its certificate, `Cert=`, is
+# about 3 KiB): the cache then holds at most 4,096 × 4 KiB.
+CACHED_HEADER_CHARS = 4096
 
 
 class XfccError(ValueError):
@@ -105,14 +108,26 @@ def _value(header: str, i: int) -> tuple[str, int]:
     return header[i:end], end
 
 
-@lru_cache(maxsize=16384)
 def peer_spiffe_id(header: str, expected_by: str | None = None) -> str | None:
     """The SPIFFE ID of the immediate peer: the URI of the last element, which the local
     Envoy appended. None when the header does not parse, the last element has no URI or
     one that is not a valid SPIFFE ID, or (when ``expected_by`` is set) it was not added by
     the expected proxy identity.
 
-    Cached (bounded): a peer's connection sends the same header on every request."""
+    Cached (bounded): a peer's connection sends the same header on every request. Only
+    headers of ordinary size are: behind ``APPEND_FORWARD`` the caller writes every
+    element but the last, and could otherwise fill the cache with 64 KiB headers."""
+    if len(header) > CACHED_HEADER_CHARS:
+        return _peer_spiffe_id(header, expected_by)
+    return _cached_peer_spiffe_id(header, expected_by)
+
+
+@lru_cache(maxsize=4096)
+def _cached_peer_spiffe_id(header: str, expected_by: str | None) -> str | None:
+    return _peer_spiffe_id(header, expected_by)
+
+
+def _peer_spiffe_id(header: str, expected_by: str | None) -> str | None:
     try:
         elements = parse_xfcc(header)
     except XfccError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import threading
@@ -84,6 +85,53 @@ def test_unsigned_token_is_refused(issuer: TestIssuer, file_verifier: JwtVerifie
         algorithm="none",
     )
     assert file_verifier.verify(token).reason == tokens.DISALLOWED_ALGORITHM
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A token with any header at all (pyjwt's encoder would refuse some)."""
+
+    def part(doc: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "ES256", "kid": 5},
+        {"alg": "ES256", "kid": None},
+        {"alg": "ES256", "kid": ["a"]},
+        {"alg": "ES256", "crit": "exp"},
+        {"alg": "ES256", "crit": ["unknown-extension"], "unknown-extension": 1},
+    ],
+)
+def test_a_header_pyjwt_refuses_is_malformed_not_an_error(
+    issuer: TestIssuer, file_verifier: JwtVerifier, header: dict[str, Any]
+) -> None:
+    claims = {"iss": issuer.issuer, "aud": issuer.audience, "exp": int(time.time()) + 60}
+    result = file_verifier.verify(_unsigned(header, claims))
+    assert (result.claims, result.reason) == (None, tokens.MALFORMED)
+
+
+@pytest.mark.parametrize(
+    "text", ['{"keys": [null, 5, "x"]}', '{"keys": 5}', "[]", '"keys"', "null", "{"]
+)
+def test_a_jwks_of_the_wrong_shape_is_unavailable_and_the_last_good_keys_stay(
+    issuer: TestIssuer, tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(text)
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0)
+    verifier.load_keys()  # logged, not raised
+    assert verifier.verify(issuer.token()).reason == tokens.UNKNOWN_KEY
+    issuer.write_jwks(path)
+    good = issuer.token()
+    assert verifier.verify(good).verified
+    path.write_text(text)
+    stranger = issuer.token(kid="new", key=ec.generate_private_key(ec.SECP256R1()))
+    assert verifier.verify(stranger).reason == tokens.UNKNOWN_KEY  # a reload was tried
+    assert verifier.verify(issuer.token({"sub": "again"})).verified  # with the kept keys
 
 
 def test_leeway_is_bounded_skew(issuer: TestIssuer, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshward.authz import xfcc
 from meshward.authz.xfcc import XfccElement, XfccError, parse_xfcc, peer_spiffe_id
 
 PEER = "spiffe://cluster.local/ns/default/sa/frontend"
@@ -107,3 +108,15 @@ def test_round_trip_of_quoted_values(pairs: list[tuple[str, str]]) -> None:
 def test_arbitrary_text_never_crashes(header: str) -> None:
     with contextlib.suppress(XfccError):
         parse_xfcc(header)
+
+
+def test_only_headers_of_ordinary_size_are_cached() -> None:
+    # Behind APPEND_FORWARD the caller writes the elements before the last: huge, distinct
+    # headers must not pile up in the cache.
+    cache = xfcc._cached_peer_spiffe_id
+    cache.cache_clear()
+    forwarded = "URI=" + "spiffe://cluster.local/ns/x/sa/" + "y" * xfcc.CACHED_HEADER_CHARS
+    assert peer_spiffe_id(f"{forwarded},By={PROXY};URI={PEER}") == PEER
+    assert cache.cache_info().currsize == 0
+    assert peer_spiffe_id(f"By={PROXY};URI={PEER}") == PEER
+    assert cache.cache_info().currsize == 1
