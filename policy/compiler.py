@@ -43,6 +43,7 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
     namespaces: dict[str, int] = defaultdict(int)
     trust_domains: dict[str, int] = defaultdict(int)
     networks: dict[str, int] = defaultdict(int)
+    network_denies = 0
     method_sets: list[tuple[frozenset[str], int]] = []
     methods_any = 0
     root = PathNode()
@@ -74,6 +75,8 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
                 trust_domains[source.value] |= bit
             else:
                 networks[source.value] |= bit
+                if rule.effect == "deny":
+                    network_denies |= bit
         if rule.methods is None:
             methods_any |= bit
         else:
@@ -120,6 +123,7 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
         source_namespaces=dict(namespaces),
         source_trust_domains=dict(trust_domains),
         source_networks=tuple((ipaddress.ip_network(n), m) for n, m in networks.items()),
+        source_network_denies=network_denies,
         methods=methods,
         methods_any=methods_any,
         path_root=root,

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from . import model
 from .identity import Identity
-from .request import Request
+from .request import Request, source_address
 
 
 class EvalError(Exception):
@@ -182,6 +182,15 @@ def _same_kind(a: Any, b: Any) -> bool:
     return isinstance(a, int | float) and isinstance(b, int | float)
 
 
+def _kind_name(value: Any) -> str:
+    """The kind of a JSON value as conditions compare them (numbers are one kind)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "str"
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
 def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]:
     def wrong(value: Any, wanted: str) -> EvalError:
         return EvalError(f"{name} is {type(value).__name__}, not {wanted}")
@@ -200,11 +209,17 @@ def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]
         # All-string options (the usual case): only a string can equal one, so a set test.
         texts = frozenset(options) if all(isinstance(o, str) for o in options) else None
 
+        kinds = " or ".join(sorted({_kind_name(o) for o in options}))
+
         def member(value: Any) -> bool:
-            if isinstance(value, list | dict | tuple):
-                raise wrong(value, "a single value")
+            # A value of a kind no option has is a type error, as for `==`: it cannot be
+            # evaluated (so a deny matches), not merely absent from the list.
             if texts is not None:
-                return isinstance(value, str) and value in texts
+                if not isinstance(value, str):
+                    raise wrong(value, kinds)
+                return value in texts
+            if not any(_same_kind(value, o) for o in options):
+                raise wrong(value, kinds)
             return any(_same_kind(value, o) and value == o for o in options)
 
         return member
@@ -214,12 +229,20 @@ def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]
 
         def contains(value: Any) -> bool:
             if isinstance(value, str):
+                if not text_operand:  # words of a string are strings, never a number
+                    raise wrong(value, "a list")
                 # Space-separated claims (OAuth `scope`): whole tokens, never substrings.
-                return text_operand and operand in value.split()
+                return operand in value.split()
             if isinstance(value, list | tuple):
                 if text_operand:
-                    return operand in value
-                return any(_same_kind(v, operand) and v == operand for v in value)
+                    if operand in value:  # only a string equals a string
+                        return True
+                elif any(_same_kind(v, operand) and v == operand for v in value):
+                    return True
+                if value and not any(_same_kind(v, operand) for v in value):
+                    # Not one element of the operand's kind: a type error, not a miss.
+                    raise EvalError(f"{name} holds no {_kind_name(operand)} values")
+                return False
             raise wrong(value, "a list")
 
         return contains
@@ -239,7 +262,7 @@ def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]
             if not isinstance(value, str):
                 raise wrong(value, "an IP address")
             try:
-                address = ipaddress.ip_address(value)
+                address = source_address(value)
             except ValueError:
                 raise EvalError(f"{name} is not an IP address: {value!r}") from None
             return any(address in n for n in networks)

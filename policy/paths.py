@@ -2,8 +2,8 @@
 
 Canonical form: query dropped, percent-encoded unreserved bytes decoded, duplicate
 slashes merged, dot segments removed, case kept. Anything that could be read two ways
-(an encoded ``/`` or ``\\``, a malformed escape, NUL, a backslash) is refused with a
-reason, so the decision is a deny instead of a guess.
+(an encoded ``/`` or ``\\``, a malformed escape, NUL, a backslash, a ``;`` path
+parameter) is refused with a reason, so the decision is a deny instead of a guess.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def canonical_path(raw: str) -> str:
         and "\\" not in raw
         and "\x00" not in raw
         and "#" not in raw
+        and ";" not in raw
     ):
         return raw
     path = raw.split("?", 1)[0].split("#", 1)[0]
@@ -44,6 +45,11 @@ def canonical_path(raw: str) -> str:
         raise AmbiguousPathError("the path contains a NUL byte")
     if "\\" in path:
         raise AmbiguousPathError("the path contains a backslash")
+    if ";" in path:
+        # Servlet containers (Tomcat, Jetty) drop `;params` from each segment and so
+        # read /public/..;/admin as /admin and /admin;x/users as /admin/users, where a
+        # literal reading matches neither: one path, two meanings.
+        raise AmbiguousPathError("the path contains a path parameter (;)")
     if "%" in path:
         path = _decode_unreserved(path)
     segments: list[str] = []

@@ -15,7 +15,7 @@ from .conditions import Context, compile_rule_condition
 from .decision import Decision, Matches, RuleError, ambiguous_path, no_policy
 from .identity import Identity, peer_identity
 from .paths import AmbiguousPathError, canonical_path
-from .request import Request
+from .request import Request, source_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,8 @@ def _mismatches(rule: model.Rule, ctx: Context) -> list[str]:
     reasons = []
     if rule.methods is not None and request.method not in rule.methods:
         reasons.append(f"method {request.method} is not one of {', '.join(sorted(rule.methods))}")
-    if not any(source_matches(s, ctx.identity, request.source_ip) for s in rule.sources):
+    ip = request.source_ip
+    if not any(source_matches(s, ctx.identity, ip, rule.effect) for s in rule.sources):
         who = ctx.identity.spiffe_id if ctx.identity else "an unauthenticated caller"
         wanted = ", ".join(s.describe() for s in rule.sources)
         reasons.append(f"caller {who} is not {wanted}")
@@ -109,16 +110,22 @@ def _mismatches(rule: model.Rule, ctx: Context) -> list[str]:
     return reasons
 
 
-def source_matches(source: model.Source, identity: Identity | None, ip: str | None) -> bool:
-    """Does a caller (its identity, or None, and its IP) match one source of a rule?"""
+def source_matches(
+    source: model.Source, identity: Identity | None, ip: str | None, effect: str = "allow"
+) -> bool:
+    """Does a caller (its identity, or None, and its IP) match one source of a rule?
+    A source IP that is not an address cannot be evaluated: the `ip` source of a deny
+    rule matches it, that of an allow rule does not."""
     kind = source.kind
     if kind == "any":
         return True
     if kind == "cidr":
-        try:
-            return ip is not None and ipaddress.ip_address(ip) in ipaddress.ip_network(source.value)
-        except ValueError:
+        if not ip:
             return False
+        try:
+            return source_address(ip) in ipaddress.ip_network(source.value)
+        except ValueError:
+            return effect == "deny"
     if identity is None:
         return kind == "unauthenticated"
     if kind == "authenticated":

@@ -6,6 +6,7 @@ identity and JWT claims in it must already be verified by the adapter.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -168,10 +169,24 @@ class Request:
 
 
 def host_name(host: str | None) -> str | None:
-    """A Host / :authority value without its port, lower-case."""
+    """A Host / :authority value without its port, lower-case, and without the trailing
+    dot of a fully qualified name (``admin.local.`` is ``admin.local``: one host, one
+    name, or a rule on the name would miss requests written the other way)."""
     if host is None:
         return None
     host = host.lower()
     if host.startswith("["):  # [v6]:port
         return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host[:-1] if host.endswith(".") and len(host) > 1 else host
+
+
+def source_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A source IP as rules match it; raises ValueError when ``text`` is not an address.
+    An IPv4-mapped IPv6 address (``::ffff:10.1.2.3``, as dual-stack listeners report IPv4
+    peers) is its IPv4 address, so that it meets IPv4 networks."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

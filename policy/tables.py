@@ -9,7 +9,6 @@ that can match, not the number of rules.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -19,7 +18,7 @@ from .conditions import RuleCondition
 from .decision import Decision, Matches
 from .identity import Identity, peer_identity
 from .model import Network
-from .request import host_name
+from .request import host_name, source_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +103,7 @@ class DecisionTable:
     source_namespaces: dict[str, int]
     source_trust_domains: dict[str, int]
     source_networks: tuple[tuple[Network, int], ...]
+    source_network_denies: int  # deny rows with an `ip` source: a bad source IP matches them
     # operation indexes; a `*_bound` mask holds the rows the attribute constrains
     methods: dict[str, int]
     methods_any: int
@@ -190,9 +190,9 @@ class DecisionTable:
         if not source_ip:
             return 0
         try:
-            address = ipaddress.ip_address(source_ip)
-        except ValueError:
-            return 0
+            address = source_address(source_ip)
+        except ValueError:  # cannot be evaluated: denies match, allows fail
+            return self.source_network_denies
         found = 0
         for network, mask in self.source_networks:
             if address in network:

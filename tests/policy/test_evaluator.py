@@ -202,6 +202,82 @@ def test_condition_operators(policy):
     assert p.decide("s", path="/sni", sni="s.example", port=443).allowed
 
 
+def test_ip_sources_see_mapped_addresses_and_fail_closed_on_bad_ones(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          default allow
+          @id("no-lan") deny * /d from ip "10.0.0.0/8"
+          @id("lan-only") allow GET /a from ip "10.0.0.0/8"
+          @id("lan-cond") deny * /c when source.ip within ["10.0.0.0/8"]
+        }
+        """
+    )
+    # Dual-stack listeners report IPv4 peers as IPv4-mapped IPv6 addresses.
+    for mapped in ("::ffff:10.1.2.3", "::FFFF:a01:203"):
+        assert p.decide("s", path="/d", source_ip=mapped).rule_ids == ("no-lan",)
+        assert p.decide("s", path="/c", source_ip=mapped).rule_ids == ("lan-cond",)
+    # A source IP that is not an address: the deny matches, the allow fails.
+    for bad in ("10.1.2.3:443", "10.1.2.3%eth0", " 10.1.2.3", "not-an-ip"):
+        assert p.decide("s", path="/d", source_ip=bad).rule_ids == ("no-lan",), bad
+        assert p.decide("s", path="/a", source_ip=bad).rule_ids == ()
+        d = p.decide("s", path="/c", source_ip=bad)
+        assert d.rule_ids == ("lan-cond",) and d.errors
+    # No source IP at all matches no `ip` source.
+    assert p.decide("s", path="/d").allowed
+
+
+def test_in_and_contains_on_a_value_of_another_kind_are_type_errors(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          default allow
+          @id("in") deny * /in when jwt.role in ["admin"]
+          @id("in-num") deny * /in-num when jwt.level in [1, 2]
+          @id("has-3") deny * /contains when jwt.ids contains 3
+          @id("word") deny * /word when jwt.scope contains "evil"
+        }
+        """
+    )
+    cases = [
+        ("/in", {"role": 1}, "jwt.role is int, not str"),
+        ("/in", {"role": ["admin"]}, "jwt.role is list, not str"),
+        ("/in-num", {"level": "1"}, "jwt.level is str, not number"),
+        ("/contains", {"ids": "3"}, "jwt.ids is str, not a list"),
+        ("/contains", {"ids": ["3"]}, "jwt.ids holds no number values"),
+        ("/word", {"scope": [["evil"]]}, "jwt.scope holds no str values"),
+    ]
+    for path, claims, error in cases:
+        d = p.decide("s", path=path, jwt=claims)
+        assert not d.allowed and [e.message for e in d.errors] == [error], (path, claims)
+    # Values of the right kind decide as before; an empty list simply holds nothing.
+    assert p.decide("s", path="/in", jwt={"role": "reader"}).allowed
+    assert not p.decide("s", path="/in-num", jwt={"level": 2.0}).allowed
+    assert p.decide("s", path="/contains", jwt={"ids": [1, "x", 2]}).allowed
+    assert not p.decide("s", path="/contains", jwt={"ids": [3]}).allowed
+    assert p.decide("s", path="/contains", jwt={"ids": []}).allowed
+    assert p.decide("s", path="/word", jwt={"scope": "good fine"}).allowed
+
+
+def test_a_trailing_dot_on_the_host_is_the_same_host(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          default allow
+          @id("admin-host") deny * host "admin.local"
+          @id("cond") deny * /c when request.host == "evil.com"
+        }
+        """
+    )
+    for host in ("admin.local.", "ADMIN.local.:8443"):
+        assert p.decide("s", host=host).rule_ids == ("admin-host",)
+    assert p.decide("s", path="/c", host="evil.com.").rule_ids == ("cond",)
+    assert p.decide("s", host="admin.local..").allowed  # one dot only: this is not a name
+
+
 def test_default_allow_is_per_service(policy):
     p = policy(TD + "service open { default allow\n deny * /x from any }\nservice closed { }")
     assert p.decide("open", path="/y").allowed

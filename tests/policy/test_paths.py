@@ -24,6 +24,8 @@ from meshward.policy.paths import (
         ("/a/%2e%2e/b", "/b"),
         ("/a/%3F", "/a/%3F"),
         ("/a?x=/admin", "/a"),
+        ("/a?x=1;y=2", "/a"),  # a `;` in the query is the query's business
+        ("/a/%3B", "/a/%3B"),  # an encoded `;` is part of a name, for every server
         ("/CaSe", "/CaSe"),
         ("/a/", "/a/"),
     ],
@@ -44,6 +46,10 @@ def test_canonicalisation(raw, canonical):
         ("/a\x00", "NUL"),
         ("/a%00", "NUL"),
         ("relative", "start with '/'"),
+        ("/public/..;/admin", "path parameter"),
+        ("/public/.;/../admin", "path parameter"),
+        ("/admin;x/users", "path parameter"),
+        ("/a;jsessionid=0123/b", "path parameter"),
     ],
 )
 def test_ambiguous_paths_are_refused_with_a_reason(raw, why):
