@@ -16,7 +16,7 @@ from typing import cast
 
 from . import model, nodes
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
-from .identity import SpiffeIdError, parse_spiffe_id
+from .identity import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from .paths import PathPatternError, parse_path_pattern
 
 RESERVED_NAMES = frozenset(
@@ -72,7 +72,7 @@ class _Checker:
             if f.trust_domain is not None:
                 td = f.trust_domain.value
                 try:
-                    parse_spiffe_id(f"spiffe://{td}")
+                    check_trust_domain(td)
                     trust_domains.add(td)
                 except SpiffeIdError as exc:
                     self.error("bad-trust-domain", str(exc), f.trust_domain.span)
@@ -307,7 +307,7 @@ class _Checker:
             return self._resolve_set(value, term.span)
         if kind == "trust_domain":
             try:
-                parse_spiffe_id(f"spiffe://{value}")
+                check_trust_domain(value)
             except SpiffeIdError as exc:
                 self.error("bad-trust-domain", str(exc), term.span)
                 return ()

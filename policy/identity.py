@@ -33,6 +33,20 @@ class Identity:
 
 
 @lru_cache(maxsize=65536)
+def check_trust_domain(name: str) -> None:
+    """Validate a trust domain name per the SPIFFE ID spec; raises SpiffeIdError."""
+    if not name:
+        raise SpiffeIdError("the trust domain is empty")
+    if ":" in name:
+        raise SpiffeIdError("the trust domain may not contain a port")
+    if len(name) > 255:
+        raise SpiffeIdError("the trust domain is at most 255 characters")
+    if not _TRUST_DOMAIN.fullmatch(name):
+        raise SpiffeIdError(
+            f"trust domain {name!r} may use only lower-case letters, digits, '.', '-', '_'"
+        )
+
+
 def parse_spiffe_id(text: str) -> Identity:
     """Validate ``spiffe://trust-domain/path`` per the SPIFFE ID spec (cached: a policy
     set names the same identities over and over)."""
@@ -47,16 +61,7 @@ def parse_spiffe_id(text: str) -> Identity:
         if char in rest:
             raise SpiffeIdError(f"a SPIFFE ID may not contain {what}")
     trust_domain, slash, path = rest.partition("/")
-    if not trust_domain:
-        raise SpiffeIdError("the trust domain is empty")
-    if ":" in trust_domain:
-        raise SpiffeIdError("the trust domain may not contain a port")
-    if len(trust_domain) > 255:
-        raise SpiffeIdError("the trust domain is at most 255 characters")
-    if not _TRUST_DOMAIN.fullmatch(trust_domain):
-        raise SpiffeIdError(
-            f"trust domain {trust_domain!r} may use only lower-case letters, digits, '.', '-', '_'"
-        )
+    check_trust_domain(trust_domain)
     path = slash + path
     if path:
         if path.endswith("/"):

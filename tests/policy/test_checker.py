@@ -170,3 +170,11 @@ def test_a_written_id_equal_to_a_derived_one_is_an_error_whatever_the_order():
     ):
         (d,) = diagnostics_of(texts)
         assert d.code == "duplicate-id" and d.span.file == "b.policy"
+
+
+@pytest.mark.parametrize("name", ["td/ns/prod", "TD", "td:443", "", "a b"])
+def test_a_trust_domain_is_a_name_not_an_id(name):
+    declared = check_errors(f'trust_domain "{name}"\nservice s {{ allow GET /a }}')
+    assert only(declared, "bad-trust-domain").span.line == 1
+    used = check_errors(f'service s {{ allow GET /a from trust_domain "{name}" }}')
+    assert only(used, "bad-trust-domain").span.line == 1
