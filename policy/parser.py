@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, NamedTuple, cast
@@ -47,6 +48,10 @@ _STATEMENT_START = re.compile(
 )
 _SERVICE_HEADER = re.compile(r"^\s*(audit\s+)?service\b")
 _MAX_ERRORS = 50
+# Deeper conditions are a syntax error: the checker, compiler, formatter and linter walk
+# them recursively. (A chain `a or b or ...` nests one level per operator: a long list of
+# alternatives is written `in [...]`.)
+MAX_CONDITION_DEPTH = 200
 
 
 @cache
@@ -126,9 +131,35 @@ def _build(parser: Lark, text: str, path: str) -> ParseResult:
     builder = cast(_NodeBuilder, parser.options.transformer)
     builder.start_file(path)
     file = cast(nodes.PolicyFile, parser.parse(text))
+    builder.token_errors.extend(_too_deep(file))
     if builder.token_errors:
         return ParseResult(None, tuple(sorted(builder.token_errors, key=lambda d: d.span)))
     return ParseResult(replace(file, comments=_comments(text, path)), ())
+
+
+def _too_deep(file: nodes.PolicyFile) -> Iterator[Diagnostic]:
+    """A diagnostic for each condition deeper than :data:`MAX_CONDITION_DEPTH`. Found
+    here, by a loop, because every later stage walks conditions recursively."""
+    for block in file.services:
+        for rule in block.rules:
+            for top in (rule.when, rule.unless):
+                stack: list[tuple[nodes.Condition, int]] = [(top, 1)] if top else []
+                while stack:
+                    cond, depth = stack.pop()
+                    if depth > MAX_CONDITION_DEPTH:
+                        yield Diagnostic(
+                            "syntax",
+                            f"a condition nests more than {MAX_CONDITION_DEPTH} levels deep "
+                            "(each `and`, `or` and `not` is one)",
+                            cond.span,
+                            help="split the rule, or write a long list of alternatives as "
+                            "`in [...]`",
+                        )
+                        break
+                    if isinstance(cond, nodes.And | nodes.Or):
+                        stack += ((cond.left, depth + 1), (cond.right, depth + 1))
+                    elif isinstance(cond, nodes.Not):
+                        stack.append((cond.operand, depth + 1))
 
 
 def _syntax_errors(text: str, path: str) -> tuple[Diagnostic, ...]:

@@ -212,3 +212,25 @@ def test_every_token_error_of_a_file_is_reported_in_source_order():
         (4, "a service has one `default`; this is a second one"),
         (6, "invalid escape in string"),
     ]
+
+
+def _nested(depth: int) -> str:
+    """A condition exactly ``depth`` levels deep, mixing `not`, `or` and `and`."""
+    cond = 'jwt.x == "1"'
+    for i in range(depth - 1):
+        cond = ("not ({})", '(jwt.y == "2" or {})', '(jwt.z == "3" and {})')[i % 3].format(cond)
+    return cond
+
+
+def test_conditions_deeper_than_the_limit_are_a_syntax_error_not_a_crash():
+    from meshward.policy.parser import MAX_CONDITION_DEPTH
+
+    deepest = f"service s {{\n  allow GET /a when {_nested(MAX_CONDITION_DEPTH)}\n}}\n"
+    assert parse(deepest, "p.policy").file is not None
+    (d,) = errors(f"service s {{\n  allow GET /a when {_nested(MAX_CONDITION_DEPTH + 1)}\n}}\n")
+    assert d.span.line == 2 and f"more than {MAX_CONDITION_DEPTH} levels" in d.message
+    assert "in [...]" in (d.help or "")
+    chain = " or ".join(f'jwt.x == "{i}"' for i in range(MAX_CONDITION_DEPTH + 1))
+    (d,) = errors(f"service s {{\n  deny * unless {chain}\n}}\n")
+    assert "levels deep" in d.message
+    assert len(errors(f"service s {{ deny * when {_nested(10_000)} }}")) == 1  # no recursion
