@@ -8,12 +8,15 @@ independent of in-memory index layouts. Nothing in a bundle is executable.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args, get_type_hints
 
 from . import model
 from .diagnostics import Span
+from .identity import check_trust_domain, parse_spiffe_id
+from .nodes import MAX_CONDITION_DEPTH
 from .paths import parse_path_pattern
 
 FORMAT = "meshward-bundle"
@@ -49,16 +52,25 @@ def dumps(policy: model.PolicySet) -> str:
 
 
 def loads(text: str) -> model.PolicySet:
-    """Parse a bundle; raises :class:`BundleError` with what is wrong."""
+    """Parse a bundle; raises :class:`BundleError` with what is wrong.
+
+    The checksum finds accidents (a truncated or edited file); it is no signature. The
+    payload is still validated field by field, as strictly as the checker would, so that a
+    malformed bundle is refused instead of deciding differently from its source (an
+    unknown effect read as an allow, a string read as a port).
+    """
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BundleError(f"not a meshward bundle (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise BundleError("not a meshward bundle (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BundleError("not a meshward bundle (missing format marker)")
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:  # not True, not 1.0
         raise BundleError(
-            f"bundle version {doc.get('version')!r} is not supported (this meshward reads "
+            f"bundle version {version!r} is not supported (this meshward reads "
             f"version {VERSION}); recompile it with `meshward compile`"
         )
     payload = doc.get("payload")
@@ -69,12 +81,19 @@ def loads(text: str) -> model.PolicySet:
         raise BundleError("bundle checksum mismatch: the file was altered or truncated")
     try:
         services = {}
-        for s in payload["services"]:
+        for s in _list(payload.get("services"), "services"):
             svc = _load_service(s)
+            if svc.key in services:
+                raise BundleError(f"service {svc.key} appears twice")
             services[svc.key] = svc
-        return model.PolicySet(services, frozenset(payload["trust_domains"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"malformed bundle payload: {exc!r}") from None
+        domains = _list(payload.get("trust_domains"), "trust_domains")
+        for td in domains:
+            check_trust_domain(_str(td, "a trust domain"))
+        return model.PolicySet(services, frozenset(domains))
+    except BundleError as exc:
+        raise BundleError(f"malformed bundle payload: {exc}") from None
+    except ValueError as exc:  # a value the language refuses (path, SPIFFE ID, CIDR, ...)
+        raise BundleError(f"malformed bundle payload: {exc}") from None
 
 
 def write(policy: model.PolicySet, path: str | Path) -> None:
@@ -126,51 +145,160 @@ def _value(v: model.Value) -> Any:
     return {"list": [_value(x) for x in v]} if isinstance(v, tuple) else v
 
 
-def _load_value(v: Any) -> model.Value:
-    if isinstance(v, dict):
-        return tuple(_load_value(x) for x in v["list"])
-    if not isinstance(v, str | int | float | bool):
-        raise TypeError(f"bad literal {v!r}")
+# --- loading: every field checked for its type and its allowed values ---------------
+
+_EFFECTS = ("allow", "deny")
+_SOURCE_KINDS = get_args(model.SourceKind)
+_OPERATORS = get_args(get_type_hints(model.Cmp)["op"])
+_ATTR_TYPES = get_args(model.AttrType)
+
+
+def _str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise BundleError(f"{what} is not a string: {v!r}")
     return v
 
 
-def _load_cond(d: Any) -> model.Cond | None:
-    if d is None:
+def _bool(v: Any, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise BundleError(f"{what} is not true or false: {v!r}")
+    return v
+
+
+def _port(v: Any, what: str) -> int:
+    if type(v) is not int or not 0 < v <= 65535:
+        raise BundleError(f"{what} is not a port number: {v!r}")
+    return v
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise BundleError(f"{what} is not a list: {v!r}")
+    return v
+
+
+def _dict(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise BundleError(f"{what} is not an object: {v!r}")
+    return v
+
+
+def _one_of(v: Any, options: tuple[str, ...], what: str) -> Any:
+    if v not in options or not isinstance(v, str):
+        raise BundleError(f"{what} {v!r} is not one of {', '.join(options)}")
+    return v
+
+
+def _strings(v: Any, what: str) -> list[str] | None:
+    return None if v is None else [_str(x, what) for x in _list(v, what + "s")]
+
+
+def _load_value(v: Any) -> model.Value:
+    if isinstance(v, dict):
+        return tuple(_load_value(x) for x in _list(v.get("list"), "a list literal"))
+    if not isinstance(v, str | int | float | bool):
+        raise BundleError(f"bad literal {v!r}")
+    return v
+
+
+def _load_attr(d: dict[str, Any]) -> model.AttributeRef:
+    parts = tuple(_str(p, "an attribute part") for p in _list(d.get("attr"), "attr"))
+    known = (
+        parts in model.FIXED_ATTRIBUTES
+        or (len(parts) >= 2 and parts[0] == "jwt")
+        or (len(parts) == 3 and parts[:2] == ("request", "headers"))
+    )
+    if not known:
+        raise BundleError(f"unknown attribute {'.'.join(parts)!r}")
+    return model.AttributeRef(parts, _one_of(d.get("type"), _ATTR_TYPES, "attribute type"))
+
+
+def _load_cond(v: Any, depth: int = 1) -> model.Cond | None:
+    if v is None:
         return None
-    if "all" in d:
-        return model.AllOf(tuple(cast(model.Cond, _load_cond(x)) for x in d["all"]))
-    if "any" in d:
-        return model.AnyOf(tuple(cast(model.Cond, _load_cond(x)) for x in d["any"]))
-    if "not" in d:
-        return model.NotCond(cast(model.Cond, _load_cond(d["not"])))
-    if "has" in d:
-        return model.HasAttr(model.AttributeRef(tuple(d["has"]["attr"]), d["has"]["type"]))
-    attr = model.AttributeRef(tuple(d["attr"]), d["type"])
-    return model.Cmp(d["cmp"], attr, _load_value(d["value"]))
-
-
-def _load_service(s: dict[str, Any]) -> model.ServicePolicy:
-    key = model.ServiceKey(s["name"], s["port"])
-    rules = []
-    for r in s["rules"]:
-        rules.append(
-            model.Rule(
-                rule_id=r["id"],
-                effect=r["effect"],
-                audit=bool(r["audit"]),
-                methods=frozenset(r["methods"]) if r["methods"] is not None else None,
-                paths=tuple(parse_path_pattern(p) for p in r["paths"])
-                if r["paths"] is not None
-                else None,
-                hosts=tuple(model.HostPattern(h) for h in r["hosts"])
-                if r["hosts"] is not None
-                else None,
-                ports=frozenset(r["ports"]) if r["ports"] is not None else None,
-                sources=tuple(model.Source(k, v) for k, v in r["sources"]),
-                when=_load_cond(r["when"]),
-                unless=_load_cond(r["unless"]),
-                span=Span(*r["span"]),
-                explicit_id=bool(r["explicit_id"]),
-            )
+    if depth > MAX_CONDITION_DEPTH:
+        raise BundleError(f"a condition nests more than {MAX_CONDITION_DEPTH} levels deep")
+    d = _dict(v, "a condition")
+    if len(d) == 1 and ("all" in d or "any" in d):
+        kind, items = next(iter(d.items()))
+        operands = tuple(_load_cond(_dict(x, "a condition"), depth + 1) for x in _list(items, kind))
+        if not operands:
+            raise BundleError(f"an empty {kind!r} condition")
+        conds = cast(tuple[model.Cond, ...], operands)
+        return model.AllOf(conds) if kind == "all" else model.AnyOf(conds)
+    if len(d) == 1 and "not" in d:
+        return model.NotCond(
+            cast(model.Cond, _load_cond(_dict(d["not"], "a condition"), depth + 1))
         )
-    return model.ServicePolicy(key, tuple(rules), s["default"])
+    if len(d) == 1 and "has" in d:
+        return model.HasAttr(_load_attr(_dict(d["has"], "a `has` test")))
+    op = _one_of(d.get("cmp"), _OPERATORS, "operator")
+    operand = _load_value(d.get("value"))
+    literals = operand if isinstance(operand, tuple) else (operand,)
+    if op in ("matches", "within") and not all(isinstance(x, str) for x in literals):
+        raise BundleError(f"{op} takes strings: {operand!r}")
+    if op == "within":
+        for network in literals:
+            ipaddress.ip_network(cast(str, network))
+    return model.Cmp(op, _load_attr(d), operand)
+
+
+def _load_source(v: Any) -> model.Source:
+    pair = _list(v, "a source")
+    if len(pair) != 2:
+        raise BundleError(f"a source is [kind, value]: {v!r}")
+    kind = _one_of(pair[0], _SOURCE_KINDS, "source kind")
+    value = _str(pair[1], "a source value")
+    if kind == "id":
+        parse_spiffe_id(value)
+    elif kind == "trust_domain":
+        check_trust_domain(value)
+    elif kind == "namespace":
+        td, slash, ns = value.partition("/")
+        check_trust_domain(td)
+        if not slash or not ns:
+            raise BundleError(f"a namespace source is trust-domain/namespace: {value!r}")
+    elif kind == "cidr":
+        ipaddress.ip_network(value, strict=True)
+    return model.Source(kind, value)
+
+
+def _load_rule(v: Any) -> model.Rule:
+    r = _dict(v, "a rule")
+    rule_id = _str(r.get("id"), "a rule id")
+    methods = _strings(r.get("methods"), "a method")
+    paths = _strings(r.get("paths"), "a path pattern")
+    hosts = _strings(r.get("hosts"), "a host")
+    ports = r.get("ports")
+    span = _list(r.get("span"), "a span")
+    if len(span) != 5 or not isinstance(span[0], str) or any(type(x) is not int for x in span[1:]):
+        raise BundleError(f"a span is [file, line, column, end line, end column]: {span!r}")
+    return model.Rule(
+        rule_id=rule_id,
+        effect=_one_of(r.get("effect"), _EFFECTS, "effect"),
+        audit=_bool(r.get("audit"), "audit"),
+        methods=frozenset(methods) if methods is not None else None,
+        paths=tuple(parse_path_pattern(p) for p in paths) if paths is not None else None,
+        hosts=tuple(model.HostPattern(h) for h in hosts) if hosts is not None else None,
+        ports=(
+            frozenset(_port(p, "a rule port") for p in _list(ports, "ports"))
+            if ports is not None
+            else None
+        ),
+        sources=tuple(_load_source(x) for x in _list(r.get("sources"), "sources")),
+        when=_load_cond(r.get("when")),
+        unless=_load_cond(r.get("unless")),
+        span=Span(*span),
+        explicit_id=_bool(r.get("explicit_id"), "explicit_id"),
+    )
+
+
+def _load_service(v: Any) -> model.ServicePolicy:
+    s = _dict(v, "a service")
+    port = s.get("port")
+    key = model.ServiceKey(
+        _str(s.get("name"), "a service name"),
+        None if port is None else _port(port, "a service port"),
+    )
+    rules = tuple(_load_rule(r) for r in _list(s.get("rules"), "rules"))
+    return model.ServicePolicy(key, rules, _one_of(s.get("default"), _EFFECTS, "default"))

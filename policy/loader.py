@@ -89,4 +89,9 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedPolicy:
 def load_bundle(path: str | Path) -> CompiledPolicy:
     """Compile a bundle file written by ``meshward compile``; raises
     :class:`~meshward.policy.bundle.BundleError` when it is not a valid bundle."""
-    return compile_policy(bundle.loads(Path(path).read_text(encoding="utf-8")))
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bundle.BundleError("not a meshward bundle (not UTF-8 text)") from None
+    return compile_policy(bundle.loads(text))

@@ -112,6 +112,11 @@ class Or:
 
 Condition = Compare | Has | Not | And | Or
 
+# Deeper conditions are a syntax error (and refused in a bundle): the checker, compiler,
+# formatter and linter walk them recursively. A chain `a or b or ...` nests one level per
+# operator; a long list of alternatives is written `in [...]`.
+MAX_CONDITION_DEPTH = 200
+
 
 # --- rules, services, files ----------------------------------------------------------
 

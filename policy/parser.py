@@ -22,6 +22,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import nodes
 from .diagnostics import Diagnostic, Span, did_you_mean
+from .nodes import MAX_CONDITION_DEPTH
 
 log = logging.getLogger("meshward.policy.parser")
 
@@ -48,10 +49,6 @@ _STATEMENT_START = re.compile(
 )
 _SERVICE_HEADER = re.compile(r"^\s*(audit\s+)?service\b")
 _MAX_ERRORS = 50
-# Deeper conditions are a syntax error: the checker, compiler, formatter and linter walk
-# them recursively. (A chain `a or b or ...` nests one level per operator: a long list of
-# alternatives is written `in [...]`.)
-MAX_CONDITION_DEPTH = 200
 
 
 @cache

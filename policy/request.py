@@ -133,13 +133,16 @@ class Request:
         ):
             if value is not None and not isinstance(value, str):
                 raise RequestError(f"`{name}` is a string")
+        for value in headers.values():
+            if not isinstance(value, str):  # null is not "None", 1 is not "1"
+                raise RequestError(f"header values are strings, not {value!r}")
         return cls(
             destination=doc["destination"],
             method=doc["method"].upper(),
             path=doc["path"],
             port=port,
             host=doc.get("host"),
-            headers={str(k).lower(): str(v) for k, v in headers.items()},
+            headers={k.lower(): v for k, v in headers.items()},
             principal=source.get("principal"),
             source_ip=source.get("ip"),
             jwt=jwt,

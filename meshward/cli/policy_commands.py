@@ -13,7 +13,6 @@ from meshward.policy import (
     BundleError,
     CompiledPolicy,
     Request,
-    RequestError,
     compile_policy,
     evaluate,
     explain,
@@ -78,7 +77,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.paths, args.error_format)
     if isinstance(loaded, int):
         return loaded
-    bundles.write(loaded.policy, args.output)
+    try:
+        bundles.write(loaded.policy, args.output)
+    except OSError as exc:
+        print(f"meshward: cannot write the bundle: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"wrote {args.output}: {len(loaded.policy.rules())} rules", file=sys.stderr)
     return EXIT_OK
 
@@ -92,6 +95,11 @@ def _compiled(paths: list[str], error_format: str) -> CompiledPolicy | int:
             return EXIT_USAGE
     loaded = load_or_report(paths, error_format)
     return loaded if isinstance(loaded, int) else compile_policy(loaded.policy)
+
+
+# What reading requests may raise besides OSError: RequestError, JSON and UTF-8 errors are
+# ValueErrors; RecursionError is JSON nested too deeply.
+_BAD_REQUEST = (ValueError, RecursionError)
 
 
 def read_requests(source: str) -> Iterator[Request]:
@@ -108,6 +116,12 @@ def read_requests(source: str) -> Iterator[Request]:
         yield Request.from_json(d)
 
 
+def _bad_request(exc: BaseException) -> int:
+    why = "JSON nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    print(f"meshward: bad request: {why}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     compiled = _compiled(args.policy, args.error_format)
     if isinstance(compiled, int):
@@ -115,9 +129,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         for request in read_requests(args.request):
             print(json.dumps(evaluate(compiled, request).to_json()))
-    except (RequestError, json.JSONDecodeError, OSError) as exc:
-        print(f"meshward: bad request: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (OSError, *_BAD_REQUEST) as exc:
+        return _bad_request(exc)
     return EXIT_OK
 
 
@@ -127,9 +140,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return loaded
     try:
         requests = list(read_requests(args.request))
-    except (RequestError, json.JSONDecodeError, OSError) as exc:
-        print(f"meshward: bad request: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (OSError, *_BAD_REQUEST) as exc:
+        return _bad_request(exc)
     for request in requests:
         ex = explain(loaded.policy, request)
         if args.format == "json":

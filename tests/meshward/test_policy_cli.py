@@ -103,3 +103,35 @@ def test_explain_says_why_each_rule_did_or_did_not_match(tmp_path: Path):
         meshward("explain", str(BOOKINFO), "--request", str(path), "--format", "json").stdout
     )
     assert js["decision"]["decision"] == "deny" and len(js["rules"]) == 5
+
+
+def test_eval_refuses_unreadable_requests_and_bundles_with_a_message(tmp_path: Path):
+    policy = tmp_path / "p.policy"
+    policy.write_text("service s { allow GET /a }\n")
+    bad_files = {
+        "latin1.json": b'{"destination": "s", "method": "GET", "path": "/\xe9"}',
+        "deep.json": b"[" * 100_000,
+        "null-header.json": b'{"destination": "s", "method": "GET", "path": "/", '
+        b'"headers": {"x": null}}',
+    }
+    for name, data in bad_files.items():
+        (tmp_path / name).write_bytes(data)
+        done = meshward("eval", str(policy), "--request", str(tmp_path / name))
+        assert done.returncode == 2 and "meshward: bad request:" in done.stderr, name
+        assert "Traceback" not in done.stderr
+    done = meshward("explain", str(policy), "--request", str(tmp_path / "deep.json"))
+    assert (done.returncode, done.stderr) == (2, "meshward: bad request: JSON nested too deeply\n")
+    binary = tmp_path / "policy.bundle"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    good = tmp_path / "r.json"
+    good.write_text('{"destination": "s", "method": "GET", "path": "/a"}')
+    done = meshward("eval", str(binary), "--request", str(good))
+    assert done.returncode == 2 and "not UTF-8" in done.stderr
+
+
+def test_compile_to_a_folder_that_does_not_exist_says_so(tmp_path: Path):
+    policy = tmp_path / "p.policy"
+    policy.write_text("service s { allow GET /a }\n")
+    done = meshward("compile", str(policy), "-o", str(tmp_path / "missing" / "b.json"))
+    assert done.returncode == 2 and "cannot write the bundle" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -60,3 +61,74 @@ def test_altered_payload_is_refused(tmp_path):
 def test_garbage_is_refused(text):
     with pytest.raises(BundleError):
         bundle.loads(text)
+
+
+def _resealed(doc: dict) -> str:
+    """The document with a checksum that matches its (edited) payload."""
+    body = json.dumps(doc["payload"], sort_keys=True, separators=(",", ":"))
+    doc["sha256"] = hashlib.sha256(body.encode()).hexdigest()
+    return json.dumps(doc)
+
+
+def _first_rule(doc: dict, effect: str | None = None) -> dict:
+    rules = [r for s in doc["payload"]["services"] for r in s["rules"]]
+    return next(r for r in rules if effect is None or r["effect"] == effect)
+
+
+EDITS = {
+    "an unknown effect": lambda d: _first_rule(d, "deny").update(effect="permit"),
+    "a string port": lambda d: d["payload"]["services"][0].update(port="80"),
+    "a port out of range": lambda d: d["payload"]["services"][0].update(port=70000),
+    "an unknown default": lambda d: d["payload"]["services"][0].update(default="maybe"),
+    "audit as a string": lambda d: _first_rule(d).update(audit="yes"),
+    "an unknown source kind": lambda d: _first_rule(d).update(sources=[["everyone", ""]]),
+    "a bad CIDR": lambda d: _first_rule(d).update(sources=[["cidr", "bogus"]]),
+    "a bad SPIFFE ID": lambda d: _first_rule(d).update(sources=[["id", "spiffe://A/b"]]),
+    "a bad path": lambda d: _first_rule(d).update(paths=["relative"]),
+    "an unknown operator": lambda d: _first_rule(d).update(
+        when={"cmp": "bogus", "attr": ["jwt", "x"], "type": "any", "value": "1"}
+    ),
+    "an unknown attribute": lambda d: _first_rule(d).update(
+        when={"cmp": "==", "attr": ["nowhere"], "type": "any", "value": "1"}
+    ),
+    "a bad network in within": lambda d: _first_rule(d).update(
+        when={"cmp": "within", "attr": ["source", "ip"], "type": "ip", "value": "x"}
+    ),
+    "a deep condition": lambda d: _first_rule(d).update(when=_deep(300)),
+    "a service twice": lambda d: d["payload"]["services"].append(d["payload"]["services"][0]),
+    "a short span": lambda d: _first_rule(d).update(span=["f", 1]),
+}
+
+
+def _deep(n: int) -> dict:
+    cond: dict = {"has": {"attr": ["jwt", "x"], "type": "any"}}
+    for _ in range(n):
+        cond = {"not": cond}
+    return cond
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_a_resealed_payload_is_still_validated_field_by_field(tmp_path, edit):
+    # The checksum is no signature: a payload edited and resealed must be refused, not
+    # decided on (an unknown effect read as an allow would open what a deny closed).
+    doc = _doc(tmp_path)
+    EDITS[edit](doc)
+    with pytest.raises(BundleError, match="malformed bundle payload"):
+        bundle.loads(_resealed(doc))
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_version_must_be_the_integer(tmp_path, version):
+    doc = _doc(tmp_path)
+    doc["version"] = version
+    with pytest.raises(BundleError, match="is not supported"):
+        bundle.loads(json.dumps(doc))
+
+
+def test_binary_and_deeply_nested_files_are_refused(tmp_path):
+    binary = tmp_path / "policy.bundle"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(BundleError, match="not UTF-8"):
+        load_bundle(binary)
+    with pytest.raises(BundleError, match="nested too deeply"):
+        bundle.loads("[" * 100_000)

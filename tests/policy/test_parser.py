@@ -223,7 +223,7 @@ def _nested(depth: int) -> str:
 
 
 def test_conditions_deeper_than_the_limit_are_a_syntax_error_not_a_crash():
-    from meshward.policy.parser import MAX_CONDITION_DEPTH
+    from meshward.policy.nodes import MAX_CONDITION_DEPTH
 
     deepest = f"service s {{\n  allow GET /a when {_nested(MAX_CONDITION_DEPTH)}\n}}\n"
     assert parse(deepest, "p.policy").file is not None

@@ -45,7 +45,7 @@ def test_from_json_reads_every_field() -> None:
 
 def test_from_json_normalises_method_and_header_names() -> None:
     request = Request.from_json(
-        {"destination": "d", "method": "get", "path": "/", "headers": {"X-A": 1}}
+        {"destination": "d", "method": "get", "path": "/", "headers": {"X-A": "1"}}
     )
     assert (request.method, dict(request.headers)) == ("GET", {"x-a": "1"})
 
@@ -60,6 +60,9 @@ def test_from_json_normalises_method_and_header_names() -> None:
         ({"destination": "d", "method": "GET", "path": "/", "port": "80"}, "`port`"),
         ({"destination": "d", "method": "GET", "path": "/", "port": True}, "`port`"),
         ({"destination": "d", "method": "GET", "path": "/", "headers": []}, "JSON objects"),
+        # A null header would read as the text "None", and make `has` true.
+        ({"destination": "d", "method": "GET", "path": "/", "headers": {"a": None}}, "strings"),
+        ({"destination": "d", "method": "GET", "path": "/", "headers": {"a": 1}}, "strings"),
         ({"destination": "d", "method": "GET", "path": "/", "jwt": "token"}, "verified claims"),
         ({"destination": "d", "method": "GET", "path": "/", "host": 5}, "`host` is a string"),
         ({"destination": "d", "method": "GET", "path": "/", "sni": 5}, "`sni` is a string"),
