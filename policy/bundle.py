@@ -266,6 +266,8 @@ def _load_source(v: Any) -> model.Source:
 def _load_rule(v: Any) -> model.Rule:
     r = _dict(v, "a rule")
     rule_id = _str(r.get("id"), "a rule id")
+    if not rule_id.strip() or not rule_id.isprintable():
+        raise BundleError(f"bad rule id {rule_id!r}")
     methods = _strings(r.get("methods"), "a method")
     paths = _strings(r.get("paths"), "a path pattern")
     hosts = _strings(r.get("hosts"), "a host")

@@ -228,6 +228,13 @@ class _Checker:
             rule_id = rule.rule_id.value
             if not rule_id.strip():
                 self.error("bad-id", "a rule id cannot be empty", rule.rule_id.span)
+            elif not rule_id.isprintable():
+                # Ids travel in response headers and log lines: no control characters.
+                self.error(
+                    "bad-id",
+                    f"a rule id may not hold control characters: {rule_id!r}",
+                    rule.rule_id.span,
+                )
             elif rule_id in seen_ids:
                 self.error(
                     "duplicate-id",

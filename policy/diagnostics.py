@@ -82,8 +82,10 @@ class SourceSet:
         text = self.texts.get(file)
         if text is None:
             return None
-        lines = text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        # Lines as the parser counts them: split on \n only (str.splitlines also breaks
+        # at form feeds and U+2028, which would quote the wrong line).
+        lines = text.split("\n")
+        return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
 
 
 class PolicyError(Exception):

@@ -43,11 +43,18 @@ _TERMINAL_WORDS = {
     "ANNOTATION": '`@id("...")`',
     "$END": "the end of the file",
 }
+# What an unexpected token of these kinds is called, before its text.
+_FOUND_WORDS = {"STRING": "string", "PATH": "path", "NUMBER": "number", "PORT_NUMBER": "port"}
 # Lines that start a statement: where recovery resumes after a syntax error.
 _STATEMENT_START = re.compile(
     r"^\s*(@|allow\b|deny\b|audit\b|default\b|service\b|principals\b|trust_domain\b|\})"
 )
 _SERVICE_HEADER = re.compile(r"^\s*(audit\s+)?service\b")
+_STATEMENT_WORDS = ("allow", "deny", "audit", "default", "service", "principals", "trust_domain")
+_FIRST_WORD = re.compile(r"^\s*([a-z_]+)\b")
+# Source keywords a string follows, and the word just before a position.
+_WORDS_BEFORE_A_STRING = ("namespace", "sa", "trust_domain", "ip")
+_WORD_BEFORE = re.compile(r"\b([a-z_]+)\s*$")
 _MAX_ERRORS = 50
 
 
@@ -223,6 +230,14 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic
             width = max(1, len(str(token)))
         keywords = _keyword_terminals(exc.accepts if isinstance(exc, UnexpectedToken) else set())
         suggestion = did_you_mean(str(token), keywords) if keywords else None
+        if suggestion is None and token.type == "STRING":
+            # `from nmespace "x"`: the misspelt word parsed as a set name; the string
+            # after it is where the parser noticed.
+            word = _WORD_BEFORE.search(text.split("\n")[line - 1][: column - 1])
+            if word is not None:
+                suggestion = did_you_mean(word.group(1), _WORDS_BEFORE_A_STRING)
+                if suggestion is not None:
+                    message += f" after `{word.group(1)}`"
         if suggestion:
             suggestion = f"`{suggestion}`"
     else:  # pragma: no cover - lark raises only the kinds above
@@ -261,10 +276,8 @@ def _keyword_terminals(terminals: set[str] | frozenset[str]) -> list[str]:
 
 
 def _describe_token(token: Token) -> str:
-    kind = _TERMINAL_WORDS.get(token.type)
-    if token.type in ("STRING", "PATH", "NUMBER", "PORT_NUMBER"):
-        return f"{kind or 'token'} {token}"
-    return f"`{token}`"
+    kind = _FOUND_WORDS.get(token.type)
+    return f"{kind} {token}" if kind else f"`{token}`"
 
 
 def _end_position(text: str) -> tuple[int, int]:
@@ -293,13 +306,23 @@ def _blank_statement(text: str, line: int, column: int) -> str:
         end = _block_end(lines, start)
     else:
         end = line  # exclusive; extend over continuation lines of the statement
-        while end < len(lines) and not _STATEMENT_START.match(lines[end]):
+        while end < len(lines) and not _starts_statement(lines[end]):
             end += 1
     if not any(x.strip() for x in lines[start:end]):
         return text
     for i in range(start, end):
         lines[i] = " " * len(lines[i])
     return "\n".join(lines)
+
+
+def _starts_statement(line: str) -> bool:
+    """Whether a line starts a statement, or would but for a misspelt keyword (`alow`):
+    recovery must not blank it as part of the broken statement before it, or its own
+    error would go unreported."""
+    if _STATEMENT_START.match(line):
+        return True
+    word = _FIRST_WORD.match(line)
+    return word is not None and did_you_mean(word.group(1), _STATEMENT_WORDS) is not None
 
 
 def _block_end(lines: list[str], start: int) -> int:

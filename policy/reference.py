@@ -96,7 +96,9 @@ def _mismatches(rule: model.Rule, ctx: Context) -> list[str]:
         reasons.append(f"method {request.method} is not one of {', '.join(sorted(rule.methods))}")
     ip = request.source_ip
     if not any(source_matches(s, ctx.identity, ip, rule.effect) for s in rule.sources):
-        who = ctx.identity.spiffe_id if ctx.identity else "an unauthenticated caller"
+        who = ctx.identity.spiffe_id if ctx.identity else "unauthenticated"
+        if any(s.kind == "cidr" for s in rule.sources):
+            who += f", at {ip}" if ip else ", at no known IP"
         wanted = ", ".join(s.describe() for s in rule.sources)
         reasons.append(f"caller {who} is not {wanted}")
     if rule.paths is not None and not any(p.matches(ctx.path) for p in rule.paths):

@@ -97,6 +97,7 @@ EDITS = {
     "a deep condition": lambda d: _first_rule(d).update(when=_deep(300)),
     "a service twice": lambda d: d["payload"]["services"].append(d["payload"]["services"][0]),
     "a short span": lambda d: _first_rule(d).update(span=["f", 1]),
+    "a rule id with a newline": lambda d: _first_rule(d).update(id="a\nb"),
 }
 
 

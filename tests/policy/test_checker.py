@@ -178,3 +178,9 @@ def test_a_trust_domain_is_a_name_not_an_id(name):
     assert only(declared, "bad-trust-domain").span.line == 1
     used = check_errors(f'service s {{ allow GET /a from trust_domain "{name}" }}')
     assert only(used, "bad-trust-domain").span.line == 1
+
+
+@pytest.mark.parametrize("rule_id", ["a\\nb", "a\\u0000", "tab\\there", "x\\u2028y"])
+def test_a_rule_id_holds_no_control_characters(rule_id):
+    diags = check_errors(f'service s {{ @id("{rule_id}") allow GET /a }}')
+    assert "control characters" in only(diags, "bad-id").message

@@ -295,3 +295,15 @@ def test_internal_errors_fail_closed(policy):
     p = policy(TD + "service s { allow * from any }")
     d = evaluate(p.compiled, Request("s", Broken("GET"), "/"))
     assert not d.allowed and d.reason == "denied: internal error (RuntimeError)"
+
+
+def test_explain_names_the_callers_ip_when_a_rule_asks_for_one():
+    from meshward.policy import Request, explain, load_texts
+
+    loaded = load_texts({"a.policy": 'service s { @id("lan") allow GET /a from ip "10.0.0.0/8" }'})
+    for ip, who in (
+        ("192.0.2.1", "unauthenticated, at 192.0.2.1"),
+        (None, "unauthenticated, at no known IP"),
+    ):
+        (trace,) = explain(loaded.policy, Request("s", "GET", "/a", source_ip=ip)).traces
+        assert trace.reasons == (f'caller {who} is not ip "10.0.0.0/8"',)

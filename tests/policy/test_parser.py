@@ -234,3 +234,31 @@ def test_conditions_deeper_than_the_limit_are_a_syntax_error_not_a_crash():
     (d,) = errors(f"service s {{\n  deny * unless {chain}\n}}\n")
     assert "levels deep" in d.message
     assert len(errors(f"service s {{ deny * when {_nested(10_000)} }}")) == 1  # no recursion
+
+
+def test_recovery_keeps_a_misspelt_statement_after_a_broken_one():
+    found = errors(
+        'service x {\n  allow GET /c when jwt.a = "b"\n  alow GET /d\n  allow GET /e\n}\n'
+    )
+    assert [(d.span.line, d.message) for d in found] == [
+        (2, "unexpected `=`"),
+        (3, "unexpected `alow`"),
+    ]
+    assert found[1].suggestion == "`allow`"
+
+
+def test_a_misspelt_source_keyword_is_named_where_its_string_is_unexpected():
+    (d,) = errors('service x {\n  allow GET /b from nmespace "x"\n}\n')
+    assert d.message == 'unexpected string "x" after `nmespace`'
+    assert d.suggestion == "`namespace`"
+    (d,) = errors('service x {\n  allow GET /b from "ns/a/sa/b" "x"\n}\n')
+    assert (d.message, d.suggestion) == ('unexpected string "x"', None)
+
+
+def test_the_quoted_line_is_the_line_reported_even_after_a_unicode_line_separator():
+    from meshward.policy.diagnostics import SourceSet
+
+    text = "# a comment with \u2028 and \f in it\nservice x {\n  alow GET /a\n}\n"
+    (d,) = errors(text)
+    assert d.span.line == 3
+    assert SourceSet({"p.policy": text}).line("p.policy", 3) == "  alow GET /a"
