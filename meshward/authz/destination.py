@@ -3,9 +3,11 @@ policy is written for.
 
 Each transport learns the destination from a channel the client cannot write to: in HTTP
 mode a header Envoy sets on the check request (``headers_to_add`` replaces any copy the
-client sent), in gRPC mode a ``context_extensions`` entry of the route. Only when that is
-missing is the Host, which the client chose, mapped to a service name. The port is the
-one the request arrived on, as Envoy reports it, never the one written in the Host: a
+client sent), in gRPC mode a ``context_extensions`` entry of the route. Where neither
+can be configured per workload (Istio's mesh-wide providers), the workload's own SPIFFE
+ID, which Envoy reports from the certificate it serves, is mapped to a service name.
+Only when all of that is missing is the Host, which the client chose, mapped. The port is
+the one the request arrived on, as Envoy reports it, never the one written in the Host: a
 client would otherwise pick which port's rules apply.
 """
 
@@ -21,24 +23,43 @@ from .settings import DestinationSettings
 class DestinationResolver:
     """The transport-facing half of :class:`DestinationSettings`."""
 
-    __slots__ = ("_extension", "_header", "_hosts", "_port_header")
+    __slots__ = (
+        "_extension",
+        "_header",
+        "_hosts",
+        "_port_header",
+        "_principal_header",
+        "_principals",
+    )
 
     def __init__(self, settings: DestinationSettings) -> None:
         self._header = settings.header
         self._port_header = settings.port_header
+        self._principal_header = settings.principal_header
         self._extension = settings.context_extension
+        self._principals = settings.principals
         self._hosts = settings.hosts
 
     def from_headers(self, headers: Mapping[str, str]) -> str | None:
-        """HTTP mode: the destination header Envoy adds, if configured and present."""
-        if self._header is None:
+        """HTTP mode: the destination header Envoy adds, else the workload identity
+        header (``%DOWNSTREAM_LOCAL_URI_SAN%``) through the principal map."""
+        if self._header is not None:
+            named = headers.get(self._header)
+            if named:
+                return named
+        if self._principal_header is None or not self._principals:
             return None
-        return headers.get(self._header) or None
+        return self.by_principal(headers.get(self._principal_header))
 
-    def from_extensions(self, context_extensions: Mapping[str, str]) -> str | None:
-        """gRPC mode: the route's context extension (client headers are never read
-        there: Envoy's gRPC check forwards them as the client wrote them)."""
-        return context_extensions.get(self._extension) or None
+    def from_grpc(self, context_extensions: Mapping[str, str], principal: str) -> str | None:
+        """gRPC mode: the route's context extension, else the CheckRequest's destination
+        principal through the principal map (client headers are never read here: Envoy's
+        gRPC check forwards them as the client wrote them)."""
+        return context_extensions.get(self._extension) or self.by_principal(principal)
+
+    def by_principal(self, principal: str | None) -> str | None:
+        """The service a workload identity is mapped to; None when unknown."""
+        return self._principals.get(principal) if principal else None
 
     def port_from_headers(self, headers: Mapping[str, str], host: str | None) -> int | None:
         """HTTP mode: the port header Envoy adds; the Host's port only when no port

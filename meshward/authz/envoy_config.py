@@ -29,8 +29,11 @@ ISTIO_SERVICE = "meshward.meshward-system.svc.cluster.local"  # meshward's Servi
 PEER_HEADER = "x-meshward-peer-uri-san"
 DESTINATION_HEADER = "x-meshward-destination"
 DESTINATION_PORT_HEADER = "x-meshward-destination-port"
-# The port the request arrived on (the original destination port behind a redirect).
+DESTINATION_PRINCIPAL_HEADER = "x-meshward-destination-principal"
+# The port the request arrived on (the original destination port behind a redirect), and
+# the identity of the workload it arrived for (the URI SAN of the certificate it serves).
 LOCAL_PORT = "%DOWNSTREAM_LOCAL_PORT%"
+LOCAL_URI_SAN = "%DOWNSTREAM_LOCAL_URI_SAN%"
 # What meshward may set on the request to the application, and show a denied client.
 UPSTREAM_HEADER_PATTERNS = [{"prefix": "x-meshward-"}]
 CLIENT_HEADER_PATTERNS = [
@@ -51,7 +54,7 @@ class EnvoyOptions:
     authz_host: str = "127.0.0.1"
     authz_port: int | None = None
     admin_port: int = 9901
-    destination: str = "app"
+    destination: str = "app"  # empty: meshward maps the workload identity or the Host
     tls_dir: str | None = None  # cert.pem, key.pem, bundle.pem: require mTLS downstream
     timeout_ms: int = 250
     check_prefix: str = "/check"
@@ -132,8 +135,13 @@ def ext_authz_filter(opts: EnvoyOptions) -> dict[str, Any]:
                 # Set by Envoy from the handshake; overrides whatever the client sent.
                 "headers_to_add": [
                     {"key": PEER_HEADER, "value": "%DOWNSTREAM_PEER_URI_SAN%"},
-                    {"key": DESTINATION_HEADER, "value": opts.destination},
+                    *(
+                        [{"key": DESTINATION_HEADER, "value": opts.destination}]
+                        if opts.destination
+                        else []
+                    ),
                     {"key": DESTINATION_PORT_HEADER, "value": LOCAL_PORT},
+                    {"key": DESTINATION_PRINCIPAL_HEADER, "value": LOCAL_URI_SAN},
                 ],
             },
             "authorization_response": {
@@ -157,7 +165,7 @@ def bootstrap(opts: EnvoyOptions) -> dict[str, Any]:
     ``upstream_port`` with meshward's ext_authz, the two clusters, and the admin listener."""
     port = opts.authz_port or DEFAULT_AUTHZ_PORTS[opts.mode]
     route: dict[str, Any] = {"match": {"prefix": "/"}, "route": {"cluster": "app"}}
-    if opts.mode == "grpc":
+    if opts.mode == "grpc" and opts.destination:
         # gRPC mode names the destination per route, as context_extensions.
         route["typed_per_filter_config"] = {
             "envoy.filters.http.ext_authz": {
@@ -227,6 +235,7 @@ def istio_snippet(
                 "includeAdditionalHeadersInCheck": {
                     PEER_HEADER: "%DOWNSTREAM_PEER_URI_SAN%",
                     DESTINATION_PORT_HEADER: LOCAL_PORT,
+                    DESTINATION_PRINCIPAL_HEADER: LOCAL_URI_SAN,
                 },
                 "headersToUpstreamOnAllow": ["x-meshward-*"],
                 "headersToDownstreamOnDeny": [p["exact"] for p in CLIENT_HEADER_PATTERNS],

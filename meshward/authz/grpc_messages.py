@@ -5,8 +5,9 @@ servicer base class cannot be compiled).
 
 The caller's identity is ``source.principal`` (Envoy fills it from the TLS handshake) or,
 with identity mode ``xfcc``, the XFCC element Envoy wrote (for a proxy behind a
-TLS-terminating Envoy); the destination comes from ``context_extensions`` (else the Host,
-through the host map) and the port from the destination address (see
+TLS-terminating Envoy); the destination comes from ``context_extensions`` (else the
+destination principal or the Host, through their maps) and the port from the destination
+address (see
 :mod:`.destination`). Every CheckResponse sets ``status`` explicitly: an unset status
 reads as OK, which Envoy takes as an allow.
 """
@@ -39,8 +40,8 @@ def check_input(
     request: Any, destinations: DestinationResolver, fallback: IdentityReader | None = None
 ) -> CheckInput:
     """The transport-neutral question of a CheckRequest. The destination comes from the
-    route's context extensions and the port from the address the request arrived on,
-    never from the client's headers."""
+    route's context extensions or the workload's identity, and the port from the address
+    the request arrived on, never from the client's headers."""
     attrs = request.attributes
     http = attrs.request.http
     headers = http.headers  # a read-only view; Envoy sends lower-case names
@@ -58,7 +59,7 @@ def check_input(
         headers,
         principal,
         address or None,
-        destinations.from_extensions(attrs.context_extensions),
+        destinations.from_grpc(attrs.context_extensions, local.principal),
         port or None,
     )
 

@@ -101,17 +101,20 @@ class IdentitySettings(_Section):
 
 class DestinationSettings(_Section):
     """How the protected service is named: in HTTP mode a header Envoy adds per listener,
-    in gRPC mode a context extension of the route, else the Host mapped through
-    ``hosts``; unknown names are denied. The port is the one Envoy reports (gRPC: the
-    destination address; HTTP: ``port_header``, which Envoy sets from
-    ``%DOWNSTREAM_LOCAL_PORT%``); with ``port_header`` null, the Host's port."""
+    in gRPC mode a context extension of the route; else the workload's own SPIFFE ID (the
+    URI SAN of the certificate it serves mTLS with) mapped through ``principals``; else
+    the Host mapped through ``hosts``. Unknown names are denied. The port is the one
+    Envoy reports (gRPC: the destination address; HTTP: ``port_header``, which Envoy sets
+    from ``%DOWNSTREAM_LOCAL_PORT%``); with ``port_header`` null, the Host's port."""
 
     header: str | None = "x-meshward-destination"
     port_header: str | None = "x-meshward-destination-port"
+    principal_header: str | None = "x-meshward-destination-principal"
     context_extension: str = "destination"
+    principals: dict[str, str] = Field(default_factory=dict)
     hosts: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("header", "port_header")
+    @field_validator("header", "port_header", "principal_header")
     @classmethod
     def _lower(cls, value: str | None) -> str | None:
         return value.lower() if value else None

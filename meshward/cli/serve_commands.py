@@ -60,7 +60,10 @@ def register(subparsers: Any) -> None:
     envoy.add_argument("--authz-port", type=int, help="port of meshward serve (mode default)")
     envoy.add_argument("--admin-port", type=int, default=9901)
     envoy.add_argument(
-        "--destination", default="app", help="service name sent to meshward for this listener"
+        "--destination",
+        default="app",
+        help="service name sent to meshward for this listener (empty: meshward names it "
+        "from the workload's SPIFFE ID or the Host, see destination.principals)",
     )
     envoy.add_argument(
         "--tls-dir",

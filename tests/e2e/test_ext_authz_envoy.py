@@ -418,3 +418,29 @@ def test_identity_from_mtls_handshake(
             assert status == 200
             assert upstream.received[-1].headers["x-meshward-principal"] == OTHER
             assert backend.stats()["http.ingress.ext_authz.denied"] == 1
+
+
+@pytest.mark.parametrize("mode", ["http", "grpc"])
+def test_the_workload_identity_names_the_destination(
+    mode: str,
+    svids: dict[str, Path],
+    upstream: RecordingUpstream,
+    issuer: TestIssuer,
+    tmp_path: Path,
+) -> None:
+    # A mesh-wide provider (Istio's) cannot name each workload's service: meshward maps
+    # the SPIFFE ID of the certificate the workload serves, which Envoy reports.
+    backend_id = f"spiffe://{TD}/ns/default/sa/backend"
+    settings = _settings(tmp_path, issuer, destination={"principals": {backend_id: "app"}})
+    with AuthzServer(settings, workdir=tmp_path / "authz") as authz:
+        authz_port = authz.port if mode == "http" else authz.grpc_port
+        assert authz_port is not None
+        tls = ("--tls-dir", str(svids["backend"]))
+        backend = _envoy_for(mode, upstream.port, authz_port, tmp_path / "b", *tls, destination="")
+        with backend:
+            config = _frontend_config(backend.listener_port("ingress"), svids["frontend"])
+            with Envoy(config, workdir=tmp_path / "frontend") as frontend:
+                port = frontend.listener_port("egress")
+                assert _request(port, "GET", "/public/x")[0] == 200
+                status, headers, _ = _request(port, "GET", "/admin/x", {"host": "api"})
+                assert (status, headers["x-meshward-rule"]) == (403, "no-admin")

@@ -9,12 +9,26 @@ from meshward.authz.settings import DestinationSettings
 from meshward.policy.request import host_name
 
 
-def test_each_transport_reads_its_own_channel_then_the_host_map() -> None:
-    r = DestinationResolver(DestinationSettings(hosts={"Reviews.Example": "reviews.default"}))
+WORKLOAD = "spiffe://cluster.local/ns/default/sa/ratings"
+
+
+def test_each_transport_reads_its_own_channel_then_the_maps() -> None:
+    r = DestinationResolver(
+        DestinationSettings(
+            hosts={"Reviews.Example": "reviews.default"}, principals={WORKLOAD: "ratings.default"}
+        )
+    )
     assert r.from_headers({"x-meshward-destination": "api.default"}) == "api.default"
     assert r.from_headers({"x-meshward-destination": ""}) is None
-    assert r.from_extensions({"destination": "ratings.default"}) == "ratings.default"
-    assert r.from_extensions({}) is None
+    by_identity = {"x-meshward-destination-principal": WORKLOAD}
+    assert r.from_headers(by_identity) == "ratings.default"
+    assert r.from_headers({**by_identity, "x-meshward-destination": "api.default"}) == (
+        "api.default"
+    )
+    assert r.from_headers({"x-meshward-destination-principal": "spiffe://x/y"}) is None
+    assert r.from_grpc({"destination": "api.default"}, WORKLOAD) == "api.default"
+    assert r.from_grpc({}, WORKLOAD) == "ratings.default"
+    assert r.from_grpc({}, "") is None
     assert r.by_host("REVIEWS.example:9080") == "reviews.default"
     assert r.by_host("unknown.example") is None
     assert r.by_host(None) is None

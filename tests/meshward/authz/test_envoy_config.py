@@ -32,6 +32,7 @@ def test_http_mode_is_fail_closed_and_sets_identity_headers() -> None:
         "x-meshward-peer-uri-san": "%DOWNSTREAM_PEER_URI_SAN%",
         "x-meshward-destination": "reviews",
         "x-meshward-destination-port": "%DOWNSTREAM_LOCAL_PORT%",
+        "x-meshward-destination-principal": "%DOWNSTREAM_LOCAL_URI_SAN%",
     }
     forwarded = [p["exact"] for p in authz["allowed_headers"]["patterns"]]
     assert "x-meshward-peer-uri-san" not in forwarded
@@ -50,6 +51,15 @@ def test_grpc_mode_names_the_destination_per_route() -> None:
     assert "typed_extension_protocol_options" in clusters["meshward_authz"]  # HTTP/2
     port = clusters["meshward_authz"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert port["endpoint"]["address"]["socket_address"]["port_value"] == 9192
+
+
+def test_without_a_destination_neither_mode_names_one() -> None:
+    http = _authz(bootstrap(EnvoyOptions(destination="")))["http_service"]
+    keys = [h["key"] for h in http["authorization_request"]["headers_to_add"]]
+    assert "x-meshward-destination" not in keys
+    assert "x-meshward-destination-principal" in keys
+    route = _hcm(bootstrap(EnvoyOptions(mode="grpc", destination="")))["route_config"]
+    assert "typed_per_filter_config" not in route["virtual_hosts"][0]["routes"][0]
 
 
 def test_tls_dir_requires_client_certificates() -> None:

@@ -62,6 +62,15 @@ def test_the_destination_and_port_never_come_from_client_headers() -> None:
     assert (inp.destination, inp.port) == (None, None)
 
 
+def test_without_a_context_extension_the_workload_identity_names_the_destination() -> None:
+    workload = "spiffe://cluster.local/ns/default/sa/reviews"
+    resolver = DestinationResolver(DestinationSettings(principals={workload: "reviews.default"}))
+    request = _request(headers={"x-meshward-destination-principal": "spiffe://x/forged"})
+    del request.attributes.context_extensions["destination"]
+    request.attributes.destination.principal = workload
+    assert check_input(request, resolver).destination == "reviews.default"
+
+
 def test_check_input_host_falls_back_to_authority_then_host_header() -> None:
     both = {":authority": "a:1", "host": "b"}
     assert check_input(_request(host="", headers=both), RESOLVER).host == "a:1"
