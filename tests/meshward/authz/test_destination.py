@@ -8,7 +8,6 @@ from meshward.authz.destination import DestinationResolver, host_port
 from meshward.authz.settings import DestinationSettings
 from meshward.policy.request import host_name
 
-
 WORKLOAD = "spiffe://cluster.local/ns/default/sa/ratings"
 
 
