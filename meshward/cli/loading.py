@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from meshward.policy import PolicyError, load_paths
@@ -24,5 +25,7 @@ def load_or_report(paths: list[str], error_format: str) -> LoadedPolicy | int:
             print(f"\n{n} error{'s' if n != 1 else ''}; nothing was compiled", file=sys.stderr)
         return EXIT_FINDINGS
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
+        if error_format == "json":  # tools read stdout: no policy was read at all
+            print(json.dumps({"diagnostics": [], "error": str(exc)}, indent=2))
         print(f"meshward: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -52,6 +52,11 @@ def test_error_format_json(broken: Path):
     diags = json.loads(out.stdout)["diagnostics"]
     assert [d["code"] for d in diags] == ["unknown-set", "bad-path"]
     assert diags[0]["location"]["line"] == 4 and diags[0]["suggestion"] == "web"
+    # A usage error still answers in JSON on stdout (and in words on stderr).
+    missing = meshward("check", "--error-format", "json", "/nonexistent/x.policy")
+    assert missing.returncode == 2 and "x.policy" in missing.stderr
+    doc = json.loads(missing.stdout)
+    assert doc["diagnostics"] == [] and "x.policy" in doc["error"]
 
 
 def test_compile_then_eval_json_lines_from_a_bundle(tmp_path: Path):
