@@ -208,7 +208,7 @@ def _comments(text: str, path: str) -> tuple[nodes.Comment, ...]:
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
-        expected = _expected_words(exc.allowed or set())
+        expected = _expected_words(_acceptable(exc))
         pos = exc.pos_in_stream or 0
         found = text[pos : pos + 1]
         message = f"unexpected character {found!r}"
@@ -244,6 +244,17 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic
         raise exc
     span = Span(path, line, column, line, column + width)
     return Diagnostic("syntax", message, span, expected=expected, suggestion=suggestion)
+
+
+def _acceptable(exc: UnexpectedCharacters) -> set[str]:
+    """The terminals the parser would have taken. The lexer's own list (``allowed``)
+    folds keywords such as `namespace` into NAME; the parse table still has them."""
+    state = exc.state
+    try:
+        actions = state.parse_conf.parse_table.states[state.position]
+    except AttributeError:  # no parser state: the lexer's list is all there is
+        return set(exc.allowed or ())
+    return {name for name in actions if name.isupper() or name.startswith("$")}
 
 
 def _expected_words(terminals: set[str] | frozenset[str] | list[str]) -> tuple[str, ...]:

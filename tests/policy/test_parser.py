@@ -262,3 +262,10 @@ def test_the_quoted_line_is_the_line_reported_even_after_a_unicode_line_separato
     (d,) = errors(text)
     assert d.span.line == 3
     assert SourceSet({"p.policy": text}).line("p.policy", 3) == "  alow GET /a"
+
+
+def test_an_unexpected_character_lists_the_keywords_that_could_follow():
+    (d,) = errors("service x {\n  allow GET /b from $\n}\n")
+    assert d.message == "unexpected character '$'"
+    for word in ("`namespace`", "`sa`", "`any`", "`ip`", "a name"):
+        assert word in d.expected
