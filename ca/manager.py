@@ -212,7 +212,13 @@ def _transactional(
 ) -> Callable[Concatenate[TrustDomainCa, _P], _R]:
     def run(self: TrustDomainCa, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self.locked():
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException:
+                # A step that failed (its state could not be written, say) must not live
+                # on in memory: the next step would build on a state no file holds.
+                self._rollback()
+                raise
 
     update_wrapper(run, method)
     return run
@@ -393,6 +399,13 @@ class TrustDomainCa:
         self.store.write_state(data)
         self._state_bytes = data
         self._stamp = self.store.state_stamp()
+
+    def _rollback(self) -> None:
+        """Back to the last state written (or read), and read the file again next time."""
+        with self._mutex:
+            self.state = CaState.from_bytes(self._state_bytes)
+            self._stamp = None
+            self._load()
 
     # -- reading --------------------------------------------------------------------------
 

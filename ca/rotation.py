@@ -21,7 +21,7 @@ from .sds_files import (
     write_svid_files_batch,
 )
 from .spiffe_id import SpiffeId
-from .x509_svid import DEFAULT_SVID_TTL
+from .x509_svid import DEFAULT_SVID_TTL, check_leaf_id, spiffe_id_of
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,10 @@ class Rotator:
         self.ca = ca
         self.workloads = list(workloads)
         self.policy = policy or RenewalPolicy()
+        # Refused here, not at issuance: renewals are issued as one batch, so one bad ID
+        # would stop every workload's renewal.
+        for workload in self.workloads:
+            check_leaf_id(workload.spiffe_id, ca.trust_domain)
         for workload in self.workloads:
             repair(workload.directory)
 
@@ -95,6 +99,11 @@ class Rotator:
             return f"unreadable files: {exc}", None
         if published_bundle != bundle_pem:
             return "trust bundle changed", leaf
+        try:
+            if spiffe_id_of(leaf) != workload.spiffe_id:
+                return "the SVID names another SPIFFE ID", leaf
+        except CaError as exc:
+            return f"unreadable files: {exc}", None
         signer = self.ca.signer.certificate
         if leaf.issuer != signer.subject:
             return "signed by a previous CA generation", leaf

@@ -117,11 +117,16 @@ def current_version(directory: Path) -> Path | None:
 
 
 def repair(directory: Path) -> None:
-    """Remove what an interrupted :func:`write_version` left behind (an unpublished version
-    directory or a temporary link); the published version is never touched."""
+    """Finish or undo what an interrupted :func:`write_version` left behind: remove an
+    unpublished version directory or a temporary link, and restore the links to the
+    published version's files (a crash right after the ``..data`` swap of a first write
+    leaves none). The published version is never touched."""
     current = current_version(directory)
     if directory.is_dir():
         _remove_old_versions(directory, keep=current.name if current else "")
+    if current is not None:
+        for name in os.listdir(current):
+            _ensure_user_link(directory, name)
 
 
 def _svid_files(svid: X509Svid, bundle_pem: bytes) -> dict[str, bytes]:

@@ -73,6 +73,20 @@ class X509Svid:
         return _private_key_pem(self.private_key)
 
 
+def check_leaf_id(spiffe_id: SpiffeId, trust_domain: str) -> None:
+    """Refuse an ID no X.509-SVID of this trust domain's CA may carry."""
+    if spiffe_id.is_trust_domain:
+        raise InvalidSpiffeId(
+            "an X.509-SVID needs a SPIFFE ID with a path, not the trust domain itself",
+            code="leaf-without-path",
+        )
+    if spiffe_id.trust_domain != trust_domain:
+        raise InvalidSpiffeId(
+            f"{spiffe_id} is outside this CA's trust domain {trust_domain}",
+            code="foreign-trust-domain",
+        )
+
+
 def issue_x509_svid(
     authority: Authority,
     spiffe_id: SpiffeId,
@@ -83,16 +97,7 @@ def issue_x509_svid(
     now: dt.datetime | None = None,
 ) -> X509Svid:
     """Sign an X.509-SVID for ``public_key`` (the workload keeps its private key)."""
-    if spiffe_id.is_trust_domain:
-        raise InvalidSpiffeId(
-            "an X.509-SVID needs a SPIFFE ID with a path, not the trust domain itself",
-            code="leaf-without-path",
-        )
-    if spiffe_id.trust_domain != authority.trust_domain:
-        raise InvalidSpiffeId(
-            f"{spiffe_id} is outside this CA's trust domain {authority.trust_domain}",
-            code="foreign-trust-domain",
-        )
+    check_leaf_id(spiffe_id, authority.trust_domain)
     check_public_key(public_key)
     not_before, not_after = authority.validity(ttl, now or utcnow())
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(str(spiffe_id))]

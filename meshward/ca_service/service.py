@@ -40,7 +40,15 @@ class RotationService:
         except (CaError, OSError) as exc:
             log.error("CA rotation failed: %s", exc)
             self.metrics.rotation_failures.inc()
-        report = self.rotator.run_once(force=force)
+        except Exception:  # a bug must not end the loop that keeps certificates fresh
+            log.exception("CA rotation failed unexpectedly")
+            self.metrics.rotation_failures.inc()
+        try:
+            report = self.rotator.run_once(force=force)
+        except Exception as exc:
+            log.exception("renewal pass failed unexpectedly")
+            reason = f"renewal pass failed: {type(exc).__name__}"
+            report = RotationReport(failed=[(w.spiffe_id, reason) for w in self.rotator.workloads])
         for spiffe_id in report.renewed:
             log.info("renewed X.509-SVID for %s", spiffe_id)
         for spiffe_id, reason in report.failed:

@@ -179,3 +179,27 @@ def test_refresh_reads_the_state_only_when_it_changed(tmp_path: Path) -> None:
     ca.refresh()
     assert store.reads == before + 1
     assert ca.bundle().sequence == 2
+
+
+def test_a_step_whose_state_cannot_be_written_is_undone(
+    ca: TrustDomainCa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new intermediate's keys are written, then the state is not (disk full): the
+    # CA must not go on as if it had been, or it would activate an authority no file
+    # names and whose keys the next open() deletes as orphans.
+    before = _status(ca)
+    write_state = ca.store.write_state
+
+    def full(data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ca.store, "write_state", full)
+    with pytest.raises(OSError):
+        ca.prepare(now=NOW)
+    assert _status(ca) == before
+    monkeypatch.setattr(ca.store, "write_state", write_state)
+    TrustDomainCa.open(ca.store)  # another process tidies the orphan keys meanwhile
+    name = ca.prepare(now=NOW)
+    assert ca.activate(now=NOW) == name
+    assert ca.issue_x509(WEB, now=NOW).chain[1] == ca.signer.certificate
+    assert _status(TrustDomainCa.open(ca.store)) == _status(ca)

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from meshward.ca.errors import CaError
 from meshward.ca.manager import TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy, Rotator, Workload
 from meshward.ca.spiffe_id import SpiffeId
@@ -111,3 +112,25 @@ def test_policy_rejects_nonsense() -> None:
         RenewalPolicy(fraction=1.2)
     with pytest.raises(ValueError):
         RenewalPolicy(fraction=0.5, jitter=0.6)
+
+
+@pytest.mark.parametrize(
+    "spiffe_id", ["spiffe://other.org/a", "spiffe://example.org"], ids=["foreign", "no path"]
+)
+def test_a_workload_the_ca_cannot_serve_is_refused_up_front(
+    ca: TrustDomainCa, tmp_path: Path, spiffe_id: str
+) -> None:
+    # Renewals are one batch: accepted, this workload would stop everyone's renewals.
+    bad = Workload(SpiffeId.parse(spiffe_id), tmp_path / "bad")
+    with pytest.raises(CaError, match="trust domain"):
+        Rotator(ca, [Workload(A, tmp_path / "a"), bad])
+
+
+def test_a_directory_given_to_another_workload_is_renewed_at_once(
+    ca: TrustDomainCa, tmp_path: Path
+) -> None:
+    Rotator(ca, [Workload(A, tmp_path / "shared")]).run_once()
+    moved = Rotator(ca, [Workload(B, tmp_path / "shared")])
+    assert moved.run_once().renewed == [B]
+    uri = _leaf(tmp_path / "shared").extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert uri.value.get_values_for_type(x509.UniformResourceIdentifier) == [str(B)]

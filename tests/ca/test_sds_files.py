@@ -79,6 +79,21 @@ def test_repair_removes_an_unpublished_version_and_keeps_the_published(
     assert _matches(tmp_path)
 
 
+def test_repair_restores_the_file_links_of_a_first_write_cut_short(
+    tmp_path: Path,
+    make_svid,  # type: ignore[no-untyped-def]
+    bundle,  # type: ignore[no-untyped-def]
+) -> None:
+    # A crash right after `..data` was swapped in, before cert.pem and friends linked to
+    # it: Envoy would find no certificate until the next renewal.
+    published = write_svid_files(tmp_path, make_svid(), bundle)
+    for name in ("cert.pem", "key.pem", "bundle.pem"):
+        (tmp_path / name).unlink()
+    repair(tmp_path)
+    assert current_version(tmp_path) == published
+    assert _matches(tmp_path)
+
+
 def test_envoy_sds_configs_name_one_secret_each_and_watch_the_directory(tmp_path: Path) -> None:
     cert_config, bundle_config = write_envoy_sds_configs(tmp_path)
     cert_doc = json.loads(cert_config.read_text())

@@ -1,0 +1,34 @@
+"""The rotation service's passes: a failure is counted and logged, and never ends the loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshward.ca.manager import TrustDomainCa
+from meshward.ca.rotation import Rotator, Workload
+from meshward.ca.spiffe_id import SpiffeId
+from meshward.ca.store import FileStore
+from meshward.ca_service.metrics import CaMetrics
+from meshward.ca_service.service import RotationService
+
+A = SpiffeId.parse("spiffe://example.org/a")
+
+
+def test_an_unexpected_failure_is_counted_and_the_pass_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = TrustDomainCa.init(FileStore(tmp_path / "ca"), "example.org")
+    metrics = CaMetrics()
+    service = RotationService(ca, Rotator(ca, [Workload(A, tmp_path / "a")]), metrics)
+
+    def broken(**_: object) -> list[str]:
+        raise KeyError("intermediate-3")
+
+    monkeypatch.setattr(ca, "maintain", broken)
+    assert service.run_once().renewed == [A]  # renewals still ran after the CA step failed
+    monkeypatch.setattr(service.rotator, "run_once", broken)
+    assert service.run_once(force=True).failed == [(A, "renewal pass failed: KeyError")]
+    failures = metrics.registry.get_sample_value("meshward_ca_rotation_failures_total")
+    assert failures == 3  # the CA step twice, the renewal once
