@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 
 from .errors import CsrRefused, InvalidSpiffeId, KeyRejected
 from .keys import PublicKey, check_public_key
@@ -37,13 +39,25 @@ def approve_csr(data: bytes, entitled: SpiffeId) -> ApprovedCsr:
     and must be signed by that key.
     """
     csr = load_csr(data)
+    try:
+        digest = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        digest = None
+    if isinstance(digest, hashes.SHA1 | hashes.MD5):
+        raise CsrRefused(
+            f"the CSR is signed with {digest.name}, which is refused", code="weak-hash"
+        )
     if not csr.is_signature_valid:
         raise CsrRefused("the CSR's signature does not verify", code="bad-signature")
     try:
         public_key = check_public_key(csr.public_key())
     except KeyRejected as exc:
         raise CsrRefused(str(exc), code=exc.code) from None
-    for ext in csr.extensions:
+    try:
+        extensions = csr.extensions
+    except ValueError as exc:  # an extension that does not parse
+        raise CsrRefused(f"cannot read the CSR's extensions: {exc}", code="malformed") from None
+    for ext in extensions:
         value = ext.value
         if isinstance(value, x509.BasicConstraints) and value.ca:
             raise CsrRefused("the CSR asks for a CA certificate (cA=true)", code="ca-extension")

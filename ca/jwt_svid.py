@@ -72,6 +72,14 @@ class JwtSvid:
     claims: Mapping[str, Any]
 
 
+def _fits(alg: str, key: PublicKey) -> bool:
+    """Whether ``key`` is of the family ``alg`` signs with (ES256 also needs P-256, ...)."""
+    if alg.startswith(("RS", "PS")):
+        return isinstance(key, rsa.RSAPublicKey)
+    curve = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}[alg]
+    return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)
+
+
 def validate_jwt_svid(
     token: str,
     keys: Mapping[str, PublicKey],
@@ -89,7 +97,7 @@ def validate_jwt_svid(
     """
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.InvalidTokenError as exc:  # undecodable, or a header pyjwt refuses
         raise JwtSvidInvalid(f"not a compact JWS: {exc}", code="malformed") from None
     extra = set(header) - _ALLOWED_HEADERS
     if extra:
@@ -105,6 +113,8 @@ def validate_jwt_svid(
     key = keys.get(kid)
     if key is None:
         raise JwtSvidInvalid(f"key id {kid!r} is not in the trust bundle", code="unknown-kid")
+    if not _fits(alg, key):  # pyjwt would fail with a TypeError deep in the key loader
+        raise JwtSvidInvalid(f"key {kid!r} is not a key for {alg}", code="bad-alg")
     try:
         # exp is checked below against the caller's clock, so tests and callers control "now".
         claims = jwt.decode(

@@ -32,7 +32,8 @@ class X509SvidRequest(BaseModel):
     """A CSR to sign; the identity comes from the caller's bootstrap token."""
 
     csr: str = Field(description="PEM-encoded PKCS#10 certificate signing request")
-    ttl_seconds: int | None = Field(default=None, gt=0)
+    # Capped by the service's own maximum anyway; bounded here so a huge number is a 422.
+    ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 366 * 86400)
 
 
 class X509SvidResponse(BaseModel):
@@ -122,6 +123,10 @@ def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) 
 
     @app.post("/v1/jwt-svid")
     def jwt_svid(body: JwtSvidRequest, spiffe_id: Caller) -> JwtSvidResponse:
+        if BOOTSTRAP_AUDIENCE in body.audience:
+            # A bootstrap token must not mint its successor: a leaked one would then live
+            # for ever instead of until its expiry.
+            raise HTTPException(403, f"the audience {BOOTSTRAP_AUDIENCE!r} is not issued here")
         ttl = dt.timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else DEFAULT_JWT_TTL
         token = ca.issue_jwt(spiffe_id, body.audience, ttl=ttl)
         metrics.svids_issued.labels("jwt").inc()

@@ -35,16 +35,23 @@ def intermediate(root: Authority) -> Authority:
 
 
 @pytest.fixture(scope="session")
-def openssl(tmp_path_factory: pytest.TempPathFactory) -> OpensslVerify:
-    """``openssl verify -purpose P`` of a chain (leaf first) against trust anchors.
-
-    Returns openssl's output; raises AssertionError with it when verification fails.
-    """
+def openssl_binary() -> str:
+    """The openssl command (`./dev test` installs it; required in CI)."""
     binary = shutil.which("openssl")
     if binary is None:
         if os.environ.get("CI") == "true":
             pytest.fail("openssl is required in CI")
         pytest.skip("openssl is not installed")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def openssl(openssl_binary: str, tmp_path_factory: pytest.TempPathFactory) -> OpensslVerify:
+    """``openssl verify -purpose P`` of a chain (leaf first) against trust anchors.
+
+    Returns openssl's output; raises AssertionError with it when verification fails.
+    """
+    binary = openssl_binary
     workdir = tmp_path_factory.mktemp("openssl")
 
     def write(name: str, certs: Sequence[x509.Certificate]) -> Path:

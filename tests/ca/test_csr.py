@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import ExtensionOID
 
 from meshward.ca.authority import Authority
 from meshward.ca.csr import approve_csr
@@ -119,3 +122,26 @@ def test_refused_with_bad_signature() -> None:
 
 def test_refused_when_unreadable() -> None:
     assert _refusal(b"-----BEGIN CERTIFICATE REQUEST-----\nnope\n") == "malformed"
+
+
+@pytest.mark.parametrize(
+    "oid", [ExtensionOID.SUBJECT_ALTERNATIVE_NAME, ExtensionOID.BASIC_CONSTRAINTS]
+)
+def test_refused_when_an_extension_does_not_parse(oid: x509.ObjectIdentifier) -> None:
+    garbage = x509.UnrecognizedExtension(oid, b"\x01\x02\x03")
+    assert _refusal(_pem(_csr(extensions=[garbage]))) == "malformed"
+
+
+def test_refused_when_signed_with_sha1_and_told_why(openssl_binary: str, tmp_path: Path) -> None:
+    # cryptography will not sign with SHA-1 any more; openssl still will.
+    key = tmp_path / "key.pem"
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
+    command = [openssl_binary, "req", "-new", "-key", str(key), "-subj", "/", "-sha1"]
+    pem = subprocess.run(command, capture_output=True, check=True, timeout=30).stdout
+    with pytest.raises(CsrRefused, match="sha1") as caught:
+        approve_csr(pem, WEB)
+    assert caught.value.code == "weak-hash"

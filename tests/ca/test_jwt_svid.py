@@ -108,6 +108,22 @@ def test_eddsa_is_rejected() -> None:
     assert _validate(token) == "bad-alg"
 
 
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES384"])
+def test_an_algorithm_the_named_key_cannot_verify_is_rejected(alg: str) -> None:
+    # The kid names the P-256 key; the header claims another family or curve. Signed by
+    # a key of that family, the token reaches the key check (pyjwt would raise TypeError).
+    signer = generate_private_key(KeyAlgorithm.RSA_2048 if alg[0] in "RP" else KeyAlgorithm.EC_P384)
+    claims = {"sub": str(WEB), "aud": "db", "exp": 4102444800}
+    token = jwt.encode(claims, signer, alg, headers={"kid": KID})
+    assert _validate(token) == "bad-alg"
+
+
+def test_a_header_pyjwt_refuses_is_malformed() -> None:
+    header = json.dumps({"alg": "ES256", "kid": 5}).encode()
+    token = jwt.utils.base64url_encode(header).decode() + ".e30.c2ln"
+    assert _validate(token) == "malformed"
+
+
 def test_extra_header_is_rejected() -> None:
     token = jwt.encode(
         {"sub": str(WEB), "aud": "db", "exp": 4102444800},

@@ -121,6 +121,16 @@ def test_jwt_svid_request_validation(client: TestClient, ca: TrustDomainCa) -> N
     assert client.post("/v1/jwt-svid", json={"audience": []}, headers=_auth(ca)).status_code == 422
     too_long = {"audience": ["db"], "ttl_seconds": 7200}
     assert client.post("/v1/jwt-svid", json=too_long, headers=_auth(ca)).status_code == 422
+    _, csr = _csr()
+    huge = {"csr": csr, "ttl_seconds": 10**30}
+    assert client.post("/v1/x509-svid", json=huge, headers=_auth(ca)).status_code == 422
+
+
+def test_a_bootstrap_token_cannot_mint_its_successor(client: TestClient, ca: TrustDomainCa) -> None:
+    # Otherwise a leaked bootstrap token would outlive its expiry for ever.
+    renew = {"audience": ["db", BOOTSTRAP_AUDIENCE], "ttl_seconds": 3600}
+    response = client.post("/v1/jwt-svid", json=renew, headers=_auth(ca))
+    assert response.status_code == 403 and BOOTSTRAP_AUDIENCE in response.text
 
 
 def test_bundles_need_no_token(client: TestClient, ca: TrustDomainCa) -> None:
