@@ -70,6 +70,8 @@ class Authority:
 
         notAfter is capped at this CA's own expiry; refuses when nothing valid is left.
         """
+        if ttl <= dt.timedelta(0):
+            raise AuthorityError(f"a lifetime must be positive, not {ttl}", code="bad-ttl")
         not_before = max(now - backdate, self.certificate.not_valid_before_utc)
         not_after = min(now + ttl, self.not_after)
         if not_after <= now:

@@ -52,6 +52,8 @@ def issue_jwt_svid(
         raise JwtSvidInvalid("a JWT-SVID must carry a key id", code="no-kid")
     if spiffe_id.is_trust_domain:
         raise InvalidSpiffeId("a JWT-SVID subject needs a path", code="leaf-without-path")
+    if ttl <= dt.timedelta(0):
+        raise JwtSvidInvalid(f"a lifetime must be positive, not {ttl}", code="bad-ttl")
     now = now or utcnow()
     claims: dict[str, Any] = {
         "sub": str(spiffe_id),

@@ -73,6 +73,22 @@ class CaSettings:
     activation_delay: dt.timedelta = dt.timedelta(minutes=10)
     refresh_hint: int = DEFAULT_REFRESH_HINT
 
+    def __post_init__(self) -> None:
+        # Each of these would make rotation stall (never due), spin (always due) or let
+        # an authority expire before its successor signs: refused when configured.
+        if not 0 < self.rotate_at < 1:  # also refuses NaN
+            raise ValueError(f"rotate_at must be between 0 and 1 (exclusive), not {self.rotate_at}")
+        zero = dt.timedelta(0)
+        if self.root_ttl <= zero or self.intermediate_ttl <= zero or self.activation_delay < zero:
+            raise ValueError("lifetimes must be positive and the activation delay not negative")
+        if self.intermediate_ttl >= self.root_ttl:
+            raise ValueError("an intermediate must live shorter than its root")
+        if self.activation_delay >= self.intermediate_ttl * (1 - self.rotate_at):
+            raise ValueError(
+                "the activation delay must end before the intermediate expires: shorten it, "
+                "or rotate earlier (rotate_at) or lengthen intermediate_ttl"
+            )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "key_algorithm": self.key_algorithm.value,

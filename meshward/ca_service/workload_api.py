@@ -177,7 +177,13 @@ def start_workload_api(
     workload_pb2_grpc.add_SpiffeWorkloadAPIServicer_to_server(
         WorkloadApi(ca, spiffe_id, policy, metrics, stop), server
     )
-    server.add_insecure_port(f"unix:{socket_path}")
-    server.start()
+    # The socket is created owner-only (a umask around its bind), not chmod-ed after it
+    # is already accepting connections; the chmod then pins the mode whatever grpc does.
+    previous = os.umask(0o177)
+    try:
+        server.add_insecure_port(f"unix:{socket_path}")
+        server.start()
+    finally:
+        os.umask(previous)
     os.chmod(socket_path, 0o600)
     return server

@@ -160,3 +160,10 @@ def test_spiffe_package_validates_our_token_with_our_bundle() -> None:
     assert str(svid.spiffe_id) == str(WEB)
     with pytest.raises(Exception):  # noqa: B017 -- reference rejects the foreign audience
         spiffe.JwtSvid.parse_and_validate(token, jwt_bundle, {"other"})
+
+
+def test_a_lifetime_that_is_not_positive_is_refused() -> None:
+    for ttl in (dt.timedelta(0), dt.timedelta(hours=-1)):
+        with pytest.raises(JwtSvidInvalid) as caught:
+            issue_jwt_svid(KEY, KID, WEB, ["db"], ttl=ttl)
+        assert caught.value.code == "bad-ttl"

@@ -203,3 +203,19 @@ def test_a_step_whose_state_cannot_be_written_is_undone(
     assert ca.activate(now=NOW) == name
     assert ca.issue_x509(WEB, now=NOW).chain[1] == ca.signer.certificate
     assert _status(TrustDomainCa.open(ca.store)) == _status(ca)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"rotate_at": 1.5},
+        {"rotate_at": 0},
+        {"rotate_at": float("nan")},
+        {"intermediate_ttl": dt.timedelta(0)},
+        {"intermediate_ttl": dt.timedelta(days=400)},
+        {"intermediate_ttl": dt.timedelta(minutes=10), "activation_delay": dt.timedelta(hours=1)},
+    ],
+)
+def test_settings_that_would_stall_or_break_rotation_are_refused(settings: dict) -> None:
+    with pytest.raises(ValueError):
+        CaSettings(**settings)

@@ -107,6 +107,13 @@ def test_issuing_from_an_expired_issuer_is_refused(intermediate: Authority) -> N
     assert caught.value.code == "issuer-expired"
 
 
+def test_a_lifetime_that_is_not_positive_is_refused(intermediate: Authority) -> None:
+    for ttl in (dt.timedelta(0), dt.timedelta(minutes=-5)):
+        with pytest.raises(AuthorityError) as caught:
+            issue_x509_svid_with_key(intermediate, WEB, ttl=ttl)
+        assert caught.value.code == "bad-ttl"
+
+
 def test_trust_domain_id_and_foreign_ids_are_refused(intermediate: Authority) -> None:
     key = generate_private_key().public_key()
     with pytest.raises(InvalidSpiffeId):

@@ -235,3 +235,13 @@ def test_serve_the_api_over_tls_with_a_certificate_from_the_ca(
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
+
+
+def test_init_refuses_a_rotation_that_could_never_happen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "init", "--dir", str(tmp_path / "ca"), "--trust-domain", TD, "--rotate-at", "1.5"
+    )
+    assert code == 2 and "rotate_at" in err
+    assert not (tmp_path / "ca" / "state.json").exists()

@@ -3,6 +3,8 @@ SPIFFE MUST 7: the security header, keys as unencrypted PKCS#8 DER)."""
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,3 +159,25 @@ def test_someone_elses_jwt_svid_is_refused(stub: workload_pb2_grpc.SpiffeWorkloa
             timeout=10,
         )
     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_socket_is_owner_only_from_the_moment_it_exists(
+    ca: TrustDomainCa, metrics: CaMetrics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a permissive umask and no chmod afterwards, the socket must still be 0600:
+    # anyone able to connect before a later chmod could fetch the workload's key.
+    from meshward.ca_service import workload_api
+
+    monkeypatch.setattr(workload_api.os, "chmod", lambda *_: None)
+    previous = os.umask(0)
+    try:
+        stop = threading.Event()
+        path = tmp_path / "api.sock"
+        server = start_workload_api(ca, WEB, path, RenewalPolicy(), metrics, stop)
+    finally:
+        os.umask(previous)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        stop.set()
+        server.stop(grace=5).wait(10)
