@@ -169,9 +169,11 @@ def render_github(findings: Sequence[Diagnostic], relative: RelativePath) -> str
             lines.append(f"::{_COMMANDS[f.severity]} {','.join(props)}::{_escape_data(text)}")
         else:
             hidden[f.severity] += 1
-            lines.append(
-                f"{path}:{f.span.line}:{f.span.column}: {f.severity.value}[{f.code}]: {f.message}"
-            )
+            # Escaped like an annotation: a raw newline in a message (a claim name can hold
+            # one), or a path starting with `::`, would make GitHub run a workflow command.
+            where = f"{path}:{f.span.line}:{f.span.column}"
+            line = _escape_data(f"{where}: {f.severity.value}[{f.code}]: {f.message}")
+            lines.append(" " + line if line.startswith("::") else line)
     if hidden:
         parts = ", ".join(
             f"{n} {sev.value}{'s' if n != 1 else ''}" for sev, n in hidden.items() if n

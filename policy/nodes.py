@@ -6,6 +6,7 @@ The checker turns these nodes into the checked model (``model.py``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,7 +62,8 @@ def dotted_name(parts: tuple[str, ...]) -> str:
     """An attribute as a policy writes it: ``jwt.realm.roles``, ``request.headers["x-a"]``."""
     out = parts[0]
     for part in parts[1:]:
-        out += f".{part}" if part.isidentifier() else f'["{part}"]'
+        # A quoted name is a policy string: JSON escapes, so `"` or a newline round-trips.
+        out += f".{part}" if part.isidentifier() else f"[{json.dumps(part, ensure_ascii=False)}]"
     return out
 
 

@@ -133,6 +133,20 @@ def test_github_annotation_escapes_its_fields() -> None:
     assert line.endswith("50%25 of it, a: b%0Anext line%0Ahelp: help text")
 
 
+def test_findings_beyond_the_cap_cannot_smuggle_a_workflow_command() -> None:
+    # A claim name is the policy author's text: a newline in it must not start a log
+    # line of its own, which GitHub would run as a command.
+    evil = "x\n::error file=evil.policy,line=1::injected"
+    findings = [
+        Diagnostic("c", f"finding {i}: {evil}", Span("/repo/p.policy", 1, 1, 1, 2), Severity.ERROR)
+        for i in range(GITHUB_ANNOTATION_CAP + 1)
+    ] + [Diagnostic("c", "x", Span("/repo/::error x/p.policy", 1, 1, 1, 2), Severity.ERROR)]
+    lines = render_github(findings, _relative).splitlines()
+    commands = [line for line in lines if line.startswith("::")]
+    assert len(commands) == GITHUB_ANNOTATION_CAP + 1  # the annotations and the notice
+    assert not any("evil.policy" in c for c in commands if not c.startswith("::error file=p."))
+
+
 def test_json_output_lists_findings_counts_and_suppressions() -> None:
     result, _ = _lint()
     doc = json.loads(render_json(result.findings, result.suppressed))
