@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from urllib.parse import quote
 
 from .diagnostics import Diagnostic, Severity, SourceSet
 from .lint import CHECKS, describe
@@ -102,7 +103,8 @@ def render_sarif(
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
+                            # A URI reference: `my policies/a.policy` is `my%20policies/...`.
+                            "artifactLocation": {"uri": quote(uri), "uriBaseId": "%SRCROOT%"},
                             "region": region,
                         }
                     }

@@ -83,7 +83,16 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedPolicy:
     files = policy_files(paths)
     if not files:
         raise FileNotFoundError("no .policy files found in " + ", ".join(map(str, paths)))
-    return load_texts({str(f): f.read_text(encoding="utf-8") for f in files})
+    return load_texts({str(f): read_policy_text(f) for f in files})
+
+
+def read_policy_text(path: Path) -> str:
+    """A policy file's text; a file that is not UTF-8 is refused with its name."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"{exc.reason}: {path} is not UTF-8 text"
+        raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end, reason) from None
 
 
 def load_bundle(path: str | Path) -> CompiledPolicy:

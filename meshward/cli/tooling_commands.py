@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _unified_diff(before: str, after: str, name: str) -> Iterator[str]:
+    """A patch `patch` and `git apply` accept: a last line without a newline is marked
+    as such, instead of running into the next line of the diff."""
+    for line in difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), name, name
+    ):
+        if line.endswith("\n"):
+            yield line
+        else:
+            yield line + "\n\\ No newline at end of file\n"
+
+
 # --- lint ----------------------------------------------------------------------------
 
 
@@ -325,14 +337,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             continue
         changed.append(path)
         if args.diff:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    text.splitlines(keepends=True),
-                    formatted.splitlines(keepends=True),
-                    str(path),
-                    str(path),
-                )
-            )
+            sys.stdout.writelines(_unified_diff(text, formatted, str(path)))
         elif args.check:
             print(f"would reformat {path}")
         else:

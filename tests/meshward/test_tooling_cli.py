@@ -218,6 +218,20 @@ def test_fmt_check_diff_and_in_place(policies: Path, capsys: pytest.CaptureFixtu
     assert run(capsys, "fmt", "--check", "policies")[0] == 0
 
 
+def test_fmt_diff_applies_with_patch_when_the_last_line_has_no_newline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.policy").write_text("service s.web {\n  allow   GET /a\n}")
+    code, out, _ = run(capsys, "fmt", "--diff", "s.policy")
+    assert code == 1 and "\\ No newline at end of file\n" in out
+    patch = shutil.which("patch")
+    if patch is None:
+        pytest.skip("no patch command to apply the diff with")
+    subprocess.run([patch, "-p0", "-s"], input=out, text=True, check=True, timeout=30)
+    assert (tmp_path / "s.policy").read_text() == "service s.web {\n  allow GET /a\n}\n"
+
+
 def test_fmt_refuses_a_file_that_does_not_parse(
     policies: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -155,6 +155,16 @@ def test_json_output_lists_findings_counts_and_suppressions() -> None:
     assert doc["findings"][0]["location"]["file"] == "/repo/policies/web.policy"
 
 
+def test_sarif_uris_are_uri_references() -> None:
+    result, sources = _lint(name="/repo/my policies/a#b%.policy")
+    log = json.loads(render_sarif(result.findings, sources, _relative, "1.2.3"))
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in log["runs"][0]["results"]
+    }
+    assert uris == {"my%20policies/a%23b%25.policy"}
+
+
 def test_check_errors_become_sarif_rules_too() -> None:
     broken = Diagnostic("syntax", "unexpected `}`", Span("/repo/p.policy", 2, 1, 2, 2))
     log = json.loads(

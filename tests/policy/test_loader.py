@@ -40,3 +40,10 @@ def test_parse_cache_reparses_only_changed_files():
     third = cache.parse_all({"b.policy": B})
     assert third[0] is not first[1]  # a.policy's entry is gone; b changed back: parsed again
     assert load_texts({"a.policy": A}, cache=cache).policy.rules()[0].rule_id == "a"
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.policy"
+    bad.write_bytes(b"# caf\xe9\nservice s { allow GET /a }\n")
+    with pytest.raises(UnicodeDecodeError, match="latin1.policy is not UTF-8 text"):
+        load_paths([tmp_path])
