@@ -45,5 +45,5 @@ def test_parse_cache_reparses_only_changed_files():
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "latin1.policy"
     bad.write_bytes(b"# caf\xe9\nservice s { allow GET /a }\n")
-    with pytest.raises(UnicodeDecodeError, match="latin1.policy is not UTF-8 text"):
+    with pytest.raises(UnicodeDecodeError, match=r"latin1\.policy is not UTF-8 text"):
         load_paths([tmp_path])
