@@ -15,8 +15,9 @@ attributes that the rules able to match there read).
 ``diff`` evaluates these requests under two policy versions to find every kind of
 request whose decision flips; ``lint`` evaluates a rule's conditions over them to prove
 that a rule can never match. Classes are exact for everything the decision tables
-index and for comparisons with constants; a ``matches`` glob is represented by a value
-it matches, so cells where two globs on one attribute overlap only partly can be missed.
+index and for comparisons with constants; a ``matches`` glob is represented by values
+it matches (its ``*`` also filled with the tails of the rules' paths, or with the hosts
+they name), so cells where two globs on one attribute overlap only partly can be missed.
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def _canonical(raw: str) -> str | None:
 
 def _caller_accepted(rule: model.Rule, principal: str | None, ip: str | None) -> bool:
     identity = peer_identity(principal)
-    return any(source_matches(s, identity, ip) for s in rule.sources)
+    return any(source_matches(s, identity, ip, rule.effect) for s in rule.sources)
 
 
 def _host_accepted(patterns: Sequence[model.HostPattern], host: str | None) -> bool:
@@ -345,7 +346,9 @@ def _callers(
     if by_ip and by_id:
         return list(principals), list(ips)
     if by_ip:
-        kept_ips = [ip for ip in ips if any(source_matches(s, None, ip) for s in by_ip)]
+        kept_ips = [
+            ip for ip in ips if any(source_matches(s, None, ip, rule.effect) for s in by_ip)
+        ]
         return list(principals), kept_ips
     kept = [p for p in principals if any(source_matches(s, peer_identity(p), None) for s in by_id)]
     return kept, list(ips)
@@ -422,15 +425,22 @@ def build_space(
     atoms.ports.update(p for p in ports if p is not None)
     table = build_table(destination, "deny", rules)
     paths = set(trie_paths(table.path_root)) | {"/"}
+    # A glob's `*` filled with the tails of the rules' own paths: requests that meet a
+    # `matches` condition and a wildcard rule path at once (`/api/*` and `/{*}/b`).
+    tails = {p[i + 1 :] for p in paths for i, c in enumerate(p) if c == "/"}
+    paths.update(_witnesses_with(atoms.path_globs, tails))
     for text in atoms.path_constants:
         paths.add(text)
+    hosts = atoms.host_values()
+    named_hosts = {h for h in hosts if h is not None}
+    extra_hosts = _witnesses_with(atoms.host_globs, named_hosts) - named_hosts
     return Space(
         destination=destination,
         principals=tuple(atoms.principal_values()),
         ips=tuple(atoms.ip_values()),
         methods=tuple(sorted(atoms.methods | {"GET", "ZZ-OTHER"})),
         paths=tuple(sorted(paths)),
-        hosts=tuple(atoms.host_values()),
+        hosts=(*hosts, *sorted(extra_hosts)),
         ports=tuple(atoms.port_values()),
         headers={h: tuple(atoms.scalar_values(v, strings=True)) for h, v in atoms.headers.items()},
         claims={c: tuple(atoms.claim_values(v)) for c, v in atoms.claims.items()},
@@ -459,6 +469,8 @@ class _Atoms:
     methods: set[str] = field(default_factory=set)
     path_constants: set[str] = field(default_factory=set)
     host_patterns: set[str] = field(default_factory=set)
+    path_globs: set[str] = field(default_factory=set)
+    host_globs: set[str] = field(default_factory=set)
     ports: set[int] = field(default_factory=set)
     headers: dict[str, _Operands] = field(default_factory=dict)
     claims: dict[tuple[str, ...], _Operands] = field(default_factory=dict)
@@ -543,8 +555,10 @@ class _Atoms:
             self.methods.update(strings)
         elif parts == ("request", "path"):
             self.path_constants.update(s for s in strings if s.startswith("/"))
+            self.path_globs.update(ops.globs)
         elif parts == ("request", "host"):
             self.host_patterns.update(s.lower() for s in strings)
+            self.host_globs.update(g.lower() for g in ops.globs)
         elif parts == ("destination", "port"):
             self.ports.update(int(v) for v in ops.scalars if isinstance(v, int | float))
 
@@ -576,16 +590,8 @@ class _Atoms:
     def ip_values(self) -> list[str | None]:
         if not self.networks and not self.ip_constants:
             return [None]
-        out: set[str] = set(self.ip_constants)
-        for text in self.networks:
-            net = ipaddress.ip_network(text)
-            for address in (net[0], net[-1]):
-                out.add(str(address))
-                for step in (-1, 1):  # just outside: the class of a sibling network
-                    with contextlib.suppress(ipaddress.AddressValueError):
-                        out.add(str(address + step))
-        # Outside every network (both families), and not an address at all.
-        out.update(("203.0.113.254", "2001:db8::fe", "not-an-ip"))
+        out = set(self.ip_constants) | _network_witnesses(self.networks)
+        out.add("not-an-ip")  # not an address at all: `ip` sources of denies match it
         return [None, *sorted(out)]
 
     def host_values(self) -> list[str | None]:
@@ -616,9 +622,8 @@ class _Atoms:
                 continue
             if v not in out or type(v) is not type(out[out.index(v)]):
                 out.append(v)
-        for text in ops.networks:
-            net = ipaddress.ip_network(text)
-            out.extend(str(a) for a in (net[0], net[-1]))
+        if ops.networks:
+            out.extend(sorted(_network_witnesses(ops.networks)))  # FRESH: a non-address
         if not strings:
             out.extend((-1.5, False, {}))  # other types: comparisons fail on them
         return _unique(out)
@@ -641,11 +646,44 @@ class _Atoms:
         return out
 
 
+def _network_witnesses(networks: Iterable[str]) -> set[str]:
+    """Addresses for every class `within` and `ip` tell apart: each network's first and
+    last address, the addresses just outside them (the class of a sibling network), and
+    addresses outside every network in both families."""
+    out = {"203.0.113.254", "2001:db8::fe"}
+    for text in networks:
+        net = ipaddress.ip_network(text)
+        for address in (net[0], net[-1]):
+            out.add(str(address))
+            for step in (-1, 1):
+                with contextlib.suppress(ipaddress.AddressValueError):
+                    out.add(str(address + step))
+    return out
+
+
 def _unique(values: Iterable[Any]) -> list[Any]:
     out: list[Any] = []
     for v in values:
         if not any(type(v) is type(o) and v == o for o in out):
             out.append(v)
+    return out
+
+
+# Bounds the values added by filling globs with other values, per destination.
+_MAX_GLOB_FILLS = 4096
+
+
+def _witnesses_with(globs: Iterable[str], fillers: Iterable[str]) -> set[str]:
+    """Strings each glob accepts, its first `*` (and any others) filled with each filler."""
+    out: set[str] = set()
+    fills = sorted(fillers)
+    for glob in sorted(globs):
+        if "*" not in glob:
+            continue
+        for fill in fills:
+            if len(out) >= _MAX_GLOB_FILLS:
+                return out
+            out.add(glob_witness(glob, fill))
     return out
 
 

@@ -250,3 +250,57 @@ def test_nested_claims_globs_sni_and_port_conditions_are_exact(
         if before.allowed != after.allowed:
             direction = "wider" if after.allowed else "narrower"
             assert ("s.x", direction, before.rule_ids, after.rule_ids) in kinds, request
+
+
+def _flips(old_body: str, new_body: str, requests: list[Request]) -> None:
+    """Every request whose decision flips is of a kind the diff lists."""
+    old, new = _policy(old_body), _policy(new_body)
+    kinds = _kinds(diff_policies(old, new))
+    flipped = 0
+    for request in requests:
+        before, after = reference_decide(old, request), reference_decide(new, request)
+        if before.allowed != after.allowed:
+            flipped += 1
+            direction = "wider" if after.allowed else "narrower"
+            kind = (request.destination, direction, before.rule_ids, after.rule_ids)
+            assert kind in kinds, request
+    assert flipped  # the case is a real flip
+
+
+def test_an_address_outside_a_claims_network_is_its_own_kind() -> None:
+    _flips(
+        'service s.web { @id("office") allow * when jwt.client_ip within ["10.0.0.0/8"] }',
+        'service s.web { @id("office") allow * unless jwt.client_ip within ["10.0.0.0/8"] }',
+        [Request("s.web", "GET", "/", jwt={"client_ip": "192.0.2.1"})],
+    )
+
+
+def test_a_glob_meeting_a_wildcard_path_or_host_is_its_own_kind() -> None:
+    _flips(
+        """service s.web {
+          @id("api") allow * when request.path matches "/api/*"
+          @id("no-b") deny POST /{*}/b
+        }""",
+        'service s.web { @id("api") allow * when request.path matches "/api/*" }',
+        [Request("s.web", "POST", "/api/b")],
+    )
+    _flips(
+        """service s.web {
+          @id("api") allow * when request.host matches "api*"
+          @id("ex") deny * host "*.example.com"
+        }""",
+        'service s.web { @id("api") allow * when request.host matches "api*" }',
+        [Request("s.web", "GET", "/", host="api.example.com")],
+    )
+
+
+def test_a_source_ip_that_is_not_an_address_is_its_own_kind() -> None:
+    _flips(
+        """service s.web {
+          @id("d1") deny POST from ip "10.0.0.0/8"
+          @id("d2") deny POST from ip "192.168.0.0/16"
+          @id("a") allow * from any
+        }""",
+        'service s.web { @id("a") allow * from any }',
+        [Request("s.web", "POST", "/", source_ip=ip) for ip in ("garbage", "10.0.0.1")],
+    )
