@@ -54,7 +54,7 @@ _STATEMENT_WORDS = ("allow", "deny", "audit", "default", "service", "principals"
 _FIRST_WORD = re.compile(r"^\s*([a-z_]+)\b")
 # Source keywords a string follows, and the word just before a position.
 _WORDS_BEFORE_A_STRING = ("namespace", "sa", "trust_domain", "ip")
-_WORD_BEFORE = re.compile(r"\b([a-z_]+)\s*$")
+_WORD_BEFORE = re.compile(r"(?:^|\s)([a-z_]{3,})\s+$")  # a whole word, not a path's tail
 _MAX_ERRORS = 50
 
 
