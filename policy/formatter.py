@@ -168,6 +168,18 @@ class _Printer:
                 self.comments.end_of_file.append(comment)
                 continue
             anchor = max(before, key=lambda a: a.end)
+            closes = {("close", id(b)) for b in self.file.services}
+            if anchor.owner in closes:
+                # Behind a one-line block (`service x { default allow }  # ...`): the
+                # comment is about what the block holds, and stays on that line when the
+                # block is laid out (a lint suppression there must keep covering it).
+                inside = [
+                    a
+                    for a in before
+                    if a.owner not in closes and not isinstance(a.owner, nodes.ServiceBlock)
+                ]
+                if inside:
+                    anchor = max(inside, key=lambda a: a.end)
             self.comments.trailing[_key(anchor.line_owner)].append(comment)
 
     # --- output ----------------------------------------------------------------------

@@ -145,3 +145,22 @@ def test_syntax_errors_are_reported_not_formatted() -> None:
     with pytest.raises(PolicyError) as raised:
         format_text("service s.x {\n  allow GET /a from\n}\n", "bad.policy")
     assert raised.value.diagnostics[0].span.file == "bad.policy"
+
+
+def test_a_comment_behind_a_one_line_block_stays_with_what_the_block_holds() -> None:
+    # A lint suppression written behind `service x { default allow }` must still sit on
+    # the `default allow` line once the block is laid out on several lines.
+    text = (
+        "service status.web { default allow }  # meshward: ignore[default-allow] status page\n"
+        "service b.web { allow GET /a }  # about a\n"
+        "service c.web { }  # empty\n"
+    )
+    assert format_text(text) == (
+        "service status.web {\n"
+        "  default allow  # meshward: ignore[default-allow] status page\n"
+        "}\n\n"
+        "service b.web {\n"
+        "  allow GET /a  # about a\n"
+        "}\n\n"
+        "service c.web {}  # empty\n"
+    )
