@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import textwrap
 
+# grpc's C core logs, at info level, every GOAWAY a test's client gets from a server the
+# test stops; set before grpc is first imported.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import pytest
 from hypothesis import settings
 
