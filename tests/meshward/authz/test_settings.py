@@ -64,3 +64,23 @@ def test_invalid_settings_are_refused(tmp_path: Path, text: str, message: str) -
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mapping"):
         load_settings(_write(tmp_path, "- a\n"))
+
+
+def test_the_documented_complete_example_is_valid_and_complete() -> None:
+    import yaml
+
+    from meshward.authz.settings import AuthzSettings
+
+    docs = Path(__file__).parents[3] / "docs" / "ext_authz.md"
+    marker = "A complete example with every field:\n\n```yaml\n"
+    block = docs.read_text(encoding="utf-8").split(marker, 1)[1].split("```", 1)[0]
+    doc = yaml.safe_load(block)
+    AuthzSettings(**doc)  # valid as written
+    assert set(doc) == set(AuthzSettings.model_fields)
+    for name, field in AuthzSettings.model_fields.items():
+        section = getattr(field.annotation, "model_fields", None)
+        if section is not None:
+            written = set(doc[name] or {})
+            if name == "policy":
+                written.add("bundle")  # the alternative to `paths`, shown commented out
+            assert written == set(section), name
