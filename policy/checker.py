@@ -10,7 +10,7 @@ import contextlib
 import ipaddress
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -18,6 +18,7 @@ from . import model, nodes
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
 from .identity import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from .paths import PathPatternError, parse_path_pattern
+from .request import canonical_ip
 
 RESERVED_NAMES = frozenset(
     {"any", "authenticated", "unauthenticated", "namespace", "sa", "trust_domain", "ip"}
@@ -514,7 +515,16 @@ class _Checker:
         if mismatch is not None:
             self.error("type-mismatch", mismatch, cond.span)
             return None
+        if attr.type == "ip" and op in ("==", "!=", "in"):
+            # Compared in one spelling, as the request's address is (see canonical_ip).
+            value = _map_strings(value, canonical_ip)
         return model.Cmp(op, attr, value)
+
+
+def _map_strings(value: model.Value, f: Callable[[str], str]) -> model.Value:
+    if isinstance(value, tuple):
+        return tuple(_map_strings(v, f) for v in value)
+    return f(value) if isinstance(value, str) else value
 
 
 def _plain(lit: nodes.Literal_) -> model.Value:

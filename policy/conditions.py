@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from . import model
 from .identity import Identity
-from .request import Request, source_address
+from .request import Request, canonical_ip, source_address
 
 
 class EvalError(Exception):
@@ -163,7 +163,7 @@ _FIXED_GETTERS: dict[tuple[str, ...], Getter] = {
     ("source", "namespace"): _identity_field("namespace"),
     ("source", "service_account"): _identity_field("service_account"),
     ("source", "trust_domain"): _identity_field("trust_domain"),
-    ("source", "ip"): lambda ctx: ctx.request.source_ip,
+    ("source", "ip"): lambda ctx: _canonical_ip(ctx.request.source_ip),
     ("request", "method"): lambda ctx: ctx.request.method,
     ("request", "path"): lambda ctx: ctx.path,
     ("request", "host"): lambda ctx: ctx.host,
@@ -172,6 +172,10 @@ _FIXED_GETTERS: dict[tuple[str, ...], Getter] = {
     ("connection", "sni"): lambda ctx: ctx.request.sni,
 }
 assert set(_FIXED_GETTERS) == set(model.FIXED_ATTRIBUTES)
+
+
+def _canonical_ip(ip: str | None) -> str | None:
+    return None if ip is None else canonical_ip(ip)
 
 
 def _same_kind(a: Any, b: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from urllib.parse import quote
@@ -149,6 +150,7 @@ def render_github(findings: Sequence[Diagnostic], relative: RelativePath) -> str
     """GitHub workflow commands: one annotation per finding up to GitHub's cap of each
     kind, the rest as plain log lines, then one notice that says what was left out."""
     lines = []
+    plain: list[str] = []  # findings beyond the cap, for the log
     shown: Counter[Severity] = Counter()
     hidden: Counter[Severity] = Counter()
     for f in findings:
@@ -171,11 +173,15 @@ def render_github(findings: Sequence[Diagnostic], relative: RelativePath) -> str
             lines.append(f"::{_COMMANDS[f.severity]} {','.join(props)}::{_escape_data(text)}")
         else:
             hidden[f.severity] += 1
-            # Escaped like an annotation: a raw newline in a message (a claim name can hold
-            # one), or a path starting with `::`, would make GitHub run a workflow command.
             where = f"{path}:{f.span.line}:{f.span.column}"
-            line = _escape_data(f"{where}: {f.severity.value}[{f.code}]: {f.message}")
-            lines.append(" " + line if line.startswith("::") else line)
+            plain.append(_escape_data(f"{where}: {f.severity.value}[{f.code}]: {f.message}"))
+    if plain:
+        # Paths and messages are the policy author's text: in the log, GitHub would run a
+        # line of theirs that reads as a command (`::add-mask::...`, even indented, or
+        # `##[...]` anywhere). The runner processes no command between these two lines;
+        # the token is random, so no finding can end the region early.
+        token = secrets.token_hex(16)
+        lines += [f"::stop-commands::{token}", *plain, f"::{token}::"]
     if hidden:
         parts = ", ".join(
             f"{n} {sev.value}{'s' if n != 1 else ''}" for sev, n in hidden.items() if n

@@ -185,6 +185,16 @@ def host_name(host: str | None) -> str | None:
     return host[:-1] if host.endswith(".") and len(host) > 1 else host
 
 
+def canonical_ip(text: str) -> str:
+    """An address in one spelling (IPv4-mapped as IPv4, IPv6 compressed and lower-case),
+    so that `source.ip == "10.0.0.5"` holds however the address was written; text that is
+    not an address is returned as it is."""
+    try:
+        return str(source_address(text))
+    except ValueError:
+        return text
+
+
 def source_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """A source IP as rules match it; raises ValueError when ``text`` is not an address.
     An IPv4-mapped IPv6 address (``::ffff:10.1.2.3``, as dual-stack listeners report IPv4

@@ -45,6 +45,7 @@ _condition = st.sampled_from(
         "not (jwt.level == 2)",
         "jwt.level == 2 or has jwt.root",
         'source.ip within ["10.1.0.0/16"]',
+        'source.ip == "10.1.2.3"',
         '(jwt.role == "admin" or jwt.role == "dev") and not has jwt.banned',
     ]
 )
@@ -149,10 +150,12 @@ _requests = st.builds(
         st.lists(st.sampled_from([*SEGMENTS, "", "a", "xa", "..", "apiv"]), max_size=4).map(
             lambda s: "/" + "/".join(s)
         ),
-        st.sampled_from(["/api", "/apix/y", "/x/a%2Fb", "/x/ab?q=1"]),
+        st.sampled_from(["/api", "/apix/y", "/x/a%2Fb", "/x/ab?q=1", "/api;v=1/x"]),
     ),
     port=st.sampled_from([None, 8080, 9090]),
-    host=st.sampled_from([None, "a.example.com", "b.svc.local", "svc.local", "A.EXAMPLE.COM:8080"]),
+    host=st.sampled_from(
+        [None, "a.example.com", "b.svc.local", "svc.local", "A.EXAMPLE.COM:8080", "svc.local."]
+    ),
     headers=st.sampled_from([{}, {"x-env": "prod"}, {"x-env": "dev"}]),
     principal=st.one_of(
         st.none(),
@@ -166,7 +169,9 @@ _requests = st.builds(
         # not SPIFFE IDs at all: decided as unauthenticated
         st.sampled_from(["", "CN=web", "spiffe://TD/ns/a/sa/b"]),
     ),
-    source_ip=st.sampled_from([None, "10.1.2.3", "10.2.0.1", "192.0.2.1", "garbage"]),
+    source_ip=st.sampled_from(
+        [None, "10.1.2.3", "10.2.0.1", "192.0.2.1", "garbage", "::ffff:10.1.2.3", "10.1.2.3:80"]
+    ),
     jwt=st.one_of(
         st.none(),
         st.fixed_dictionaries(

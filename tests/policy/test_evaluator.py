@@ -228,6 +228,25 @@ def test_ip_sources_see_mapped_addresses_and_fail_closed_on_bad_ones(policy):
     assert p.decide("s", path="/d").allowed
 
 
+def test_source_ip_comparisons_see_one_spelling_of_an_address(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          default allow
+          @id("eq") deny * /eq when source.ip == "10.0.0.5"
+          @id("in") deny * /in when source.ip in ["2001:0DB8:0:0::1", "10.0.0.6"]
+          @id("mapped") deny * /m when source.ip == "::ffff:10.0.0.7"
+        }
+        """
+    )
+    assert p.decide("s", path="/eq", source_ip="::ffff:10.0.0.5").rule_ids == ("eq",)
+    assert p.decide("s", path="/in", source_ip="2001:db8::1").rule_ids == ("in",)
+    assert p.decide("s", path="/in", source_ip="::ffff:a00:6").rule_ids == ("in",)
+    assert p.decide("s", path="/m", source_ip="10.0.0.7").rule_ids == ("mapped",)
+    assert p.decide("s", path="/eq", source_ip="10.0.0.50").allowed
+
+
 def test_in_and_contains_on_a_value_of_another_kind_are_type_errors(policy):
     p = policy(
         TD

@@ -133,18 +133,46 @@ def test_github_annotation_escapes_its_fields() -> None:
     assert line.endswith("50%25 of it, a: b%0Anext line%0Ahelp: help text")
 
 
+def _commands_github_runs(output: str) -> list[str]:
+    """The workflow commands GitHub's runner would act on: leading blanks are stripped,
+    `::cmd` starts a line, the legacy `##[cmd]` may sit anywhere, and nothing runs
+    between `::stop-commands::TOKEN` and `::TOKEN::`."""
+    commands, stopped = [], None
+    for raw in output.splitlines():
+        line = raw.lstrip()
+        if stopped is not None:
+            if line == f"::{stopped}::":
+                stopped = None
+            continue
+        if line.startswith("::stop-commands::"):
+            stopped = line.removeprefix("::stop-commands::")
+        elif line.startswith("::") or "##[" in line:
+            commands.append(line)
+    assert stopped is None, "commands stay stopped after the output"
+    return commands
+
+
 def test_findings_beyond_the_cap_cannot_smuggle_a_workflow_command() -> None:
-    # A claim name is the policy author's text: a newline in it must not start a log
-    # line of its own, which GitHub would run as a command.
-    evil = "x\n::error file=evil.policy,line=1::injected"
+    # Claim names and paths are the policy author's text: nothing of theirs may run as
+    # a command, whether on a line of its own, indented, or in the legacy `##[` form.
+    evils = [
+        "x\n::error file=evil.policy,line=1::injected",
+        "##[add-mask]token",
+        "y\n  ::add-mask::secret",
+    ]
     findings = [
-        Diagnostic("c", f"finding {i}: {evil}", Span("/repo/p.policy", 1, 1, 1, 2), Severity.ERROR)
-        for i in range(GITHUB_ANNOTATION_CAP + 1)
-    ] + [Diagnostic("c", "x", Span("/repo/::error x/p.policy", 1, 1, 1, 2), Severity.ERROR)]
-    lines = render_github(findings, _relative).splitlines()
-    commands = [line for line in lines if line.startswith("::")]
-    assert len(commands) == GITHUB_ANNOTATION_CAP + 1  # the annotations and the notice
-    assert not any("evil.policy" in c for c in commands if not c.startswith("::error file=p."))
+        Diagnostic(
+            "c", f"finding {i}: {evils[i % 3]}", Span("/repo/p.policy", 1, 1, 1, 2), Severity.ERROR
+        )
+        for i in range(GITHUB_ANNOTATION_CAP + 3)
+    ] + [Diagnostic("c", "x", Span("/repo/::add-mask::s/p.policy", 1, 1, 1, 2), Severity.ERROR)]
+    output = render_github(findings, _relative)
+    commands = _commands_github_runs(output)
+    annotations = [c for c in commands if c.startswith("::error file=p.policy,")]
+    assert len(annotations) == GITHUB_ANNOTATION_CAP
+    (notice,) = [c for c in commands if c not in annotations]
+    assert notice.startswith("::notice title=meshward lint::4 more findings")
+    assert "evil.policy" in output and "add-mask" in output  # still shown, as text
 
 
 def test_json_output_lists_findings_counts_and_suppressions() -> None:
