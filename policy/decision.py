@@ -93,5 +93,14 @@ def no_policy(destination: str) -> Decision:
     return Decision(False, (), f"denied: no policy for destination {destination}")
 
 
+def unknown_port(destination: str) -> Decision:
+    return Decision(
+        False,
+        (),
+        f"denied: the destination port is unknown, and {destination} has deny rules for "
+        "some ports only",
+    )
+
+
 def ambiguous_path(reason: str) -> Decision:
     return Decision(False, (), f"denied: ambiguous path ({reason})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .conditions import Context
-from .decision import Decision, RuleError, ambiguous_path, no_policy
+from .decision import Decision, RuleError, ambiguous_path, no_policy, unknown_port
 from .identity import peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request
@@ -19,7 +19,10 @@ def evaluate(policy: CompiledPolicy, request: Request) -> Decision:
     Any unexpected failure is a deny that says so.
     """
     try:
-        table = policy.table_for(request.destination, request.port)
+        port = request.port
+        if port is None and request.destination in policy.needs_port:
+            return unknown_port(request.destination)
+        table = policy.table_for(request.destination, port)
         if table is None:
             return no_policy(request.destination)
         try:

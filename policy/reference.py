@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import model
 from .conditions import Context, compile_rule_condition
-from .decision import Decision, Matches, RuleError, ambiguous_path, no_policy
+from .decision import Decision, Matches, RuleError, ambiguous_path, no_policy, unknown_port
 from .identity import Identity, peer_identity
 from .paths import AmbiguousPathError, canonical_path
 from .request import Request, source_address
@@ -45,6 +45,8 @@ def reference_decide(policy: model.PolicySet, request: Request) -> Decision:
 
 def explain(policy: model.PolicySet, request: Request) -> Explanation:
     """Decide and record, for every rule of the destination, why it (did not) match."""
+    if request.port is None and request.destination in policy.denies_by_port():
+        return Explanation(unknown_port(request.destination), request.destination, None, ())
     services = policy.policies_for(request.destination, request.port)
     if not services:
         return Explanation(no_policy(request.destination), request.destination, None, ())

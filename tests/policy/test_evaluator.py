@@ -69,6 +69,21 @@ def test_a_port_bound_default_stays_on_its_port_beside_an_audit_service(policy):
     assert d.allowed and [a.rule_id for a in d.audit] == ["file1.policy:pay:8080:1"]
 
 
+def test_a_request_without_a_port_is_denied_where_denies_depend_on_the_port(policy):
+    p = policy(
+        "service pay:8443 { deny * /admin/{**} }",
+        "service pay { allow * from any }",
+        "service api { default allow\n deny * /debug port 9000 }",
+        "service web { default allow\n allow GET /a port 80\n audit deny * port 81 }",
+    )
+    for dest in ("pay", "api"):
+        d = p.decide(dest, path="/x")
+        assert not d.allowed and "port is unknown" in d.reason, dest
+        assert p.decide(dest, path="/x", port=1234).allowed
+    # Port-bound allows and dry runs alone do not make the port matter.
+    assert p.decide("web", path="/x").allowed
+
+
 def test_conditions_that_cannot_be_evaluated_fail_closed(policy):
     p = policy(
         TD

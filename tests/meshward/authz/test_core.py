@@ -109,6 +109,10 @@ def test_the_port_is_the_one_the_transport_reported_not_the_hosts(
     assert check("ports:1", 8443).rule == "no-admin"
     # A request Envoy saw arrive on another port gets the any-port rules only.
     assert check("ports:8443", 9000).rule == "open"
+    # Without a reported port (an Envoy that does not send it), port 8443's deny cannot be
+    # ruled out: denied, whatever the Host says.
+    unknown = check("ports:8443", None)
+    assert not unknown.allowed and "port is unknown" in unknown.reason
 
 
 def test_ambiguous_path_is_denied(make_authorizer: MakeAuthorizer) -> None:
