@@ -105,10 +105,11 @@ def validate_jwt_svid(
     if extra:
         raise JwtSvidInvalid(f"header fields not allowed: {sorted(extra)}", code="bad-header")
     alg = header.get("alg")
-    if alg not in ALLOWED_ALGORITHMS:
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:  # (a list is unhashable)
         raise JwtSvidInvalid(f"algorithm {alg!r} is not allowed", code="bad-alg")
-    if "typ" in header and header["typ"] not in _ALLOWED_TYPES:
-        raise JwtSvidInvalid(f"typ {header['typ']!r} is not JWT or JOSE", code="bad-header")
+    typ = header.get("typ", "JWT")
+    if not isinstance(typ, str) or typ not in _ALLOWED_TYPES:
+        raise JwtSvidInvalid(f"typ {typ!r} is not JWT or JOSE", code="bad-header")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise JwtSvidInvalid("the token has no key id (kid)", code="no-kid")

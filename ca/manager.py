@@ -73,15 +73,17 @@ class CaSettings:
     activation_delay: dt.timedelta = dt.timedelta(minutes=10)
     refresh_hint: int = DEFAULT_REFRESH_HINT
 
-    def __post_init__(self) -> None:
-        # Each of these would make rotation stall (never due), spin (always due) or let
-        # an authority expire before its successor signs: refused when configured.
+    def check(self, *, upstream: bool = False) -> None:
+        """Refuse settings that would make rotation stall (never due), spin (always due)
+        or let an authority expire before its successor signs; raises ValueError. Run when
+        a CA is created, not when a stored one is read: a CA that exists keeps working.
+        ``upstream``: the root is someone else's, so ``root_ttl`` does not apply."""
         if not 0 < self.rotate_at < 1:  # also refuses NaN
             raise ValueError(f"rotate_at must be between 0 and 1 (exclusive), not {self.rotate_at}")
         zero = dt.timedelta(0)
         if self.root_ttl <= zero or self.intermediate_ttl <= zero or self.activation_delay < zero:
             raise ValueError("lifetimes must be positive and the activation delay not negative")
-        if self.intermediate_ttl >= self.root_ttl:
+        if not upstream and self.intermediate_ttl >= self.root_ttl:
             raise ValueError("an intermediate must live shorter than its root")
         if self.activation_delay >= self.intermediate_ttl * (1 - self.rotate_at):
             raise ValueError(
@@ -276,6 +278,7 @@ class TrustDomainCa:
     ) -> TrustDomainCa:
         """Create a new CA: a root (or an upstream CA given by the user) and an intermediate."""
         validate_trust_domain(trust_domain)
+        (settings or CaSettings()).check(upstream=upstream is not None)
         with store.lock():
             if store.read_state() is not None:
                 raise StoreError("this store already holds a CA; refusing to overwrite it")
@@ -419,6 +422,8 @@ class TrustDomainCa:
     def _rollback(self) -> None:
         """Back to the last state written (or read), and read the file again next time."""
         with self._mutex:
+            if self.state.to_bytes() == self._state_bytes:
+                return  # the step failed before changing anything (a refused issuance)
             self.state = CaState.from_bytes(self._state_bytes)
             self._stamp = None
             self._load()

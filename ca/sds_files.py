@@ -124,7 +124,7 @@ def repair(directory: Path) -> None:
     current = current_version(directory)
     if directory.is_dir():
         _remove_old_versions(directory, keep=current.name if current else "")
-    if current is not None:
+    if current is not None and current.is_dir():  # (a dangling `..data`: the next renewal)
         for name in os.listdir(current):
             _ensure_user_link(directory, name)
 

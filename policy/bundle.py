@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Any, cast, get_args, get_type_hints
 
@@ -189,8 +190,14 @@ def _one_of(v: Any, options: tuple[str, ...], what: str) -> Any:
     return v
 
 
-def _strings(v: Any, what: str) -> list[str] | None:
-    return None if v is None else [_str(x, what) for x in _list(v, what + "s")]
+def _strings(v: Any, what: str, pattern: re.Pattern[str] | None = None) -> list[str] | None:
+    if v is None:
+        return None
+    out = [_str(x, what) for x in _list(v, what + "s")]
+    for x in out:
+        if pattern is not None and not pattern.fullmatch(x):
+            raise BundleError(f"{what} as the checker would refuse it: {x!r}")
+    return out
 
 
 def _load_value(v: Any) -> model.Value:
@@ -210,10 +217,12 @@ def _load_attr(d: dict[str, Any]) -> model.AttributeRef:
     )
     if not known:
         raise BundleError(f"unknown attribute {'.'.join(parts)!r}")
+    if parts[:2] == ("request", "headers") and parts[2] != parts[2].lower():
+        raise BundleError(f"header names are lower-case: {parts[2]!r}")
     return model.AttributeRef(parts, _one_of(d.get("type"), _ATTR_TYPES, "attribute type"))
 
 
-def _load_cond(v: Any, depth: int = 1) -> model.Cond | None:
+def _load_cond(v: Any, depth: int = 0) -> model.Cond | None:
     if v is None:
         return None
     if depth > MAX_CONDITION_DEPTH:
@@ -268,9 +277,9 @@ def _load_rule(v: Any) -> model.Rule:
     rule_id = _str(r.get("id"), "a rule id")
     if not rule_id.strip() or not rule_id.isprintable():
         raise BundleError(f"bad rule id {rule_id!r}")
-    methods = _strings(r.get("methods"), "a method")
+    methods = _strings(r.get("methods"), "a method", model.METHOD_PATTERN)
     paths = _strings(r.get("paths"), "a path pattern")
-    hosts = _strings(r.get("hosts"), "a host")
+    hosts = _strings(r.get("hosts"), "a host", model.HOST_PATTERN)
     ports = r.get("ports")
     span = _list(r.get("span"), "a span")
     if len(span) != 5 or not isinstance(span[0], str) or any(type(x) is not int for x in span[1:]):

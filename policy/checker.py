@@ -24,7 +24,6 @@ RESERVED_NAMES = frozenset(
     {"any", "authenticated", "unauthenticated", "namespace", "sa", "trust_domain", "ip"}
 )
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]+")
-_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _ROOTS = ("source", "request", "jwt", "destination", "connection")
 _KNOWN_ATTRIBUTES = [".".join(k) for k in model.FIXED_ATTRIBUTES] + [
     'request.headers["name"]',
@@ -263,7 +262,7 @@ class _Checker:
                     h.span,
                     help="write the port with `port N` on the rule or the service",
                 )
-            elif not _HOST.fullmatch(host):
+            elif not model.HOST_PATTERN.fullmatch(host):
                 self.error(
                     "bad-host", f"{h.value!r} is not a host name or `*.suffix` pattern", h.span
                 )
@@ -534,13 +533,7 @@ def _plain(lit: nodes.Literal_) -> model.Value:
 
 
 def _kind(value: model.Value) -> str:
-    if isinstance(value, bool):
-        return "a bool"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, tuple):
-        return "a list"
-    return "a string"
+    return "a " + model.kind_of(value)
 
 
 def _compatible(attr_type: model.AttrType, value: model.Value) -> bool:

@@ -186,15 +186,6 @@ def _same_kind(a: Any, b: Any) -> bool:
     return isinstance(a, int | float) and isinstance(b, int | float)
 
 
-def _kind_name(value: Any) -> str:
-    """The kind of a JSON value as conditions compare them (numbers are one kind)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, str):
-        return "str"
-    return "number" if isinstance(value, int | float) else type(value).__name__
-
-
 def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]:
     def wrong(value: Any, wanted: str) -> EvalError:
         return EvalError(f"{name} is {type(value).__name__}, not {wanted}")
@@ -213,7 +204,7 @@ def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]
         # All-string options (the usual case): only a string can equal one, so a set test.
         texts = frozenset(options) if all(isinstance(o, str) for o in options) else None
 
-        kinds = " or ".join(sorted({_kind_name(o) for o in options}))
+        kinds = " or ".join(sorted({model.kind_of(o) for o in options}))
 
         def member(value: Any) -> bool:
             # A value of a kind no option has is a type error, as for `==`: it cannot be
@@ -245,7 +236,7 @@ def _operator(op: str, operand: model.Value, name: str) -> Callable[[Any], bool]
                     return True
                 if value and not any(_same_kind(v, operand) for v in value):
                     # Not one element of the operand's kind: a type error, not a miss.
-                    raise EvalError(f"{name} holds no {_kind_name(operand)} values")
+                    raise EvalError(f"{name} holds no {model.kind_of(operand)} values")
                 return False
             raise wrong(value, "a list")
 

@@ -147,6 +147,7 @@ class _Printer:
 
     def _place_comments(self) -> None:
         anchors = self._anchors()
+        closes = {("close", id(b)) for b in self.file.services}
         for comment in self.file.comments:
             pos = _start(comment.span)
             for ps in self.file.principal_sets:
@@ -168,7 +169,6 @@ class _Printer:
                 self.comments.end_of_file.append(comment)
                 continue
             anchor = max(before, key=lambda a: a.end)
-            closes = {("close", id(b)) for b in self.file.services}
             if anchor.owner in closes:
                 # Behind a one-line block (`service x { default allow }  # ...`): the
                 # comment is about what the block holds, and stays on that line when the

@@ -32,7 +32,6 @@ class Identity:
     namespace_key: str  # ``trust_domain/namespace`` as the model names it; "" if none
 
 
-@lru_cache(maxsize=65536)
 def check_trust_domain(name: str) -> None:
     """Validate a trust domain name per the SPIFFE ID spec; raises SpiffeIdError."""
     if not name:
@@ -47,6 +46,7 @@ def check_trust_domain(name: str) -> None:
         )
 
 
+@lru_cache(maxsize=65536)
 def parse_spiffe_id(text: str) -> Identity:
     """Validate ``spiffe://trust-domain/path`` per the SPIFFE ID spec (cached: a policy
     set names the same identities over and over)."""

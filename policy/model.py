@@ -7,6 +7,7 @@ from. It holds no syntax, only meaning, plus the span each rule came from.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -64,6 +65,17 @@ class AttributeRef:
 # --- conditions ----------------------------------------------------------------------
 
 Value = str | int | float | bool | tuple["Value", ...]
+
+
+def kind_of(value: object) -> str:
+    """A value's kind as conditions compare them (every number is one kind)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, tuple | list) else type(value).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +151,12 @@ class Source:
 
 
 # --- rules and services --------------------------------------------------------------
+
+
+# What the checker admits (and a bundle must hold): methods as the grammar spells them,
+# hosts lower-case without a port, optionally `*.` and a suffix.
+METHOD_PATTERN = re.compile(r"[A-Z][A-Z_-]*")
+HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,12 +46,11 @@ _TERMINAL_WORDS = {
 # What an unexpected token of these kinds is called, before its text.
 _FOUND_WORDS = {"STRING": "string", "PATH": "path", "NUMBER": "number", "PORT_NUMBER": "port"}
 # Lines that start a statement: where recovery resumes after a syntax error.
-_STATEMENT_START = re.compile(
-    r"^\s*(@|allow\b|deny\b|audit\b|default\b|service\b|principals\b|trust_domain\b|\})"
-)
-_SERVICE_HEADER = re.compile(r"^\s*(audit\s+)?service\b")
 _STATEMENT_WORDS = ("allow", "deny", "audit", "default", "service", "principals", "trust_domain")
-_FIRST_WORD = re.compile(r"^\s*([a-z_]+)\b")
+_STATEMENT_START = re.compile(r"^\s*(@|\}|(" + "|".join(_STATEMENT_WORDS) + r")\b)")
+_SERVICE_HEADER = re.compile(r"^\s*(audit\s+)?service\b")
+# A bare first word; `source.namespace` or `jwt["x"]` continues a condition.
+_FIRST_WORD = re.compile(r"^\s*([a-z_]+)\b(?![.\[])")
 # Source keywords a string follows, and the word just before a position.
 _WORDS_BEFORE_A_STRING = ("namespace", "sa", "trust_domain", "ip")
 _WORD_BEFORE = re.compile(r"(?:^|\s)([a-z_]{3,})\s+$")  # a whole word, not a path's tail
@@ -147,7 +146,8 @@ def _too_deep(file: nodes.PolicyFile) -> Iterator[Diagnostic]:
     for block in file.services:
         for rule in block.rules:
             for top in (rule.when, rule.unless):
-                stack: list[tuple[nodes.Condition, int]] = [(top, 1)] if top else []
+                # depth: how many `and`, `or` and `not` enclose the node
+                stack: list[tuple[nodes.Condition, int]] = [(top, 0)] if top else []
                 while stack:
                     cond, depth = stack.pop()
                     if depth > MAX_CONDITION_DEPTH:
@@ -292,7 +292,8 @@ def _describe_token(token: Token) -> str:
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.splitlines() or [""]
+    # As lark counts lines (see SourceSet.line); a final newline ends the last line.
+    lines = (text[:-1] if text.endswith("\n") else text).split("\n")
     return len(lines), len(lines[-1]) + 1
 
 

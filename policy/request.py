@@ -133,9 +133,12 @@ class Request:
         ):
             if value is not None and not isinstance(value, str):
                 raise RequestError(f"`{name}` is a string")
-        for value in headers.values():
-            if not isinstance(value, str):  # null is not "None", 1 is not "1"
-                raise RequestError(f"header values are strings, not {value!r}")
+        for header, text in headers.items():
+            # A YAML test file can make a name a bool (`on:`) or a number; null is not
+            # "None" and 1 is not "1". (Names of their own: compiled, the loop above
+            # typed `name` as str.)
+            if not isinstance(header, str) or not isinstance(text, str):
+                raise RequestError(f"headers are strings: {header!r}: {text!r}")
         return cls(
             destination=doc["destination"],
             method=doc["method"].upper(),

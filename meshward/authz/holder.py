@@ -23,7 +23,7 @@ from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_te
 from meshward.policy.bundle import BundleError
 from meshward.policy.diagnostics import render_human
 from meshward.policy.gc_pause import paused_gc
-from meshward.policy.loader import ParseCache, load_bundle, policy_files
+from meshward.policy.loader import ParseCache, load_bundle, policy_files, read_policy_text
 
 from .settings import PolicySettings
 
@@ -124,7 +124,7 @@ class PolicyHolder:
             raise FileNotFoundError(
                 "no .policy files in " + ", ".join(map(str, self._settings.paths))
             )
-        texts = {str(f): f.read_text(encoding="utf-8") for f in files}
+        texts = {str(f): read_policy_text(f) for f in files}
         # The fingerprint names the exact texts served, so /readyz shows any change.
         digest = hashlib.sha256()
         for name in sorted(texts):

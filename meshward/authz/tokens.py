@@ -171,13 +171,14 @@ class KeySet:
         keys: dict[str | None, Any] = {}
         broken = 0
         for jwk in found:
-            if not isinstance(jwk, dict):
+            kid = jwk.get("kid") if isinstance(jwk, dict) else None
+            if not isinstance(jwk, dict) or (kid is not None and not isinstance(kid, str)):
                 broken += 1
                 continue
             if jwk.get("use", "sig") not in ("sig", "jwt-svid"):
                 continue  # e.g. the x509-svid keys of a SPIFFE bundle
             try:
-                keys[jwk.get("kid")] = jwt.PyJWK(jwk).key
+                keys[kid] = jwt.PyJWK(jwk).key
             except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
                 broken += 1
                 log.warning("skipping a JWK of issuer %s: %s", s.issuer, exc)

@@ -21,9 +21,9 @@ from meshward.ca.jwt_svid import DEFAULT_JWT_TTL, validate_jwt_svid
 from meshward.ca.manager import MAX_JWT_TTL, TrustDomainCa
 from meshward.ca.spiffe_id import SpiffeId
 
+from . import BOOTSTRAP_AUDIENCE
 from .metrics import CaMetrics
 
-BOOTSTRAP_AUDIENCE = "meshward-ca-bootstrap"
 PEM_MEDIA_TYPE = "application/x-pem-file"
 log = logging.getLogger("meshward.ca.api")
 

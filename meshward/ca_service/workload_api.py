@@ -29,6 +29,7 @@ from meshward.ca.manager import TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy
 from meshward.ca.spiffe_id import SpiffeId
 
+from . import BOOTSTRAP_AUDIENCE
 from .metrics import CaMetrics
 
 HEADER = "workload.spiffe.io"
@@ -133,6 +134,8 @@ class WorkloadApi(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "audience must be specified")
         if request.spiffe_id and request.spiffe_id != str(self.spiffe_id):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "not entitled to that SPIFFE ID")
+        if BOOTSTRAP_AUDIENCE in request.audience:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "bootstrap tokens are not issued here")
         self.ca.refresh()
         token = self.ca.issue_jwt(self.spiffe_id, list(request.audience))
         self.metrics.svids_issued.labels("jwt").inc()

@@ -105,7 +105,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    from meshward.ca_service.api import BOOTSTRAP_AUDIENCE
+    from meshward.ca_service import BOOTSTRAP_AUDIENCE
 
     ca = _open(args)
     if args.bootstrap_token or args.jwt:

@@ -192,13 +192,18 @@ def _plural(n: int, word: str) -> str:
 def _unified_diff(before: str, after: str, name: str) -> Iterator[str]:
     """A patch `patch` and `git apply` accept: a last line without a newline is marked
     as such, instead of running into the next line of the diff."""
-    for line in difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), name, name
-    ):
+    for line in difflib.unified_diff(_lines(before), _lines(after), name, name):
         if line.endswith("\n"):
             yield line
         else:
             yield line + "\n\\ No newline at end of file\n"
+
+
+def _lines(text: str) -> list[str]:
+    # Split at \n only, as patch does: str.splitlines also breaks at form feeds and
+    # U+2028, which policy comments may hold.
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 # --- lint ----------------------------------------------------------------------------

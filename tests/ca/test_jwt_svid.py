@@ -118,10 +118,24 @@ def test_an_algorithm_the_named_key_cannot_verify_is_rejected(alg: str) -> None:
     assert _validate(token) == "bad-alg"
 
 
+def _raw(header: dict[str, object]) -> str:
+    return jwt.utils.base64url_encode(json.dumps(header).encode()).decode() + ".e30.c2ln"
+
+
 def test_a_header_pyjwt_refuses_is_malformed() -> None:
-    header = json.dumps({"alg": "ES256", "kid": 5}).encode()
-    token = jwt.utils.base64url_encode(header).decode() + ".e30.c2ln"
-    assert _validate(token) == "malformed"
+    assert _validate(_raw({"alg": "ES256", "kid": 5})) == "malformed"
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ({"alg": ["ES256"], "kid": KID}, "bad-alg"),
+        ({"alg": "ES256", "kid": KID, "typ": ["JWT"]}, "bad-header"),
+        ({"alg": "ES256", "kid": KID, "typ": None}, "bad-header"),
+    ],
+)
+def test_header_fields_of_the_wrong_type_are_refused(header: dict[str, object], code: str) -> None:
+    assert _validate(_raw(header)) == code
 
 
 def test_extra_header_is_rejected() -> None:

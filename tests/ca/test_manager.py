@@ -216,6 +216,18 @@ def test_a_step_whose_state_cannot_be_written_is_undone(
         {"intermediate_ttl": dt.timedelta(minutes=10), "activation_delay": dt.timedelta(hours=1)},
     ],
 )
-def test_settings_that_would_stall_or_break_rotation_are_refused(settings: dict) -> None:
+def test_settings_that_would_stall_or_break_rotation_are_refused(
+    store: FileStore, settings: dict
+) -> None:
     with pytest.raises(ValueError):
-        CaSettings(**settings)
+        TrustDomainCa.init(store, "example.org", CaSettings(**settings), now=NOW)
+    assert store.read_state() is None
+
+
+def test_a_stored_ca_opens_whatever_its_settings(store: FileStore) -> None:
+    # Settings refused at creation today may have been accepted when a CA was made: it
+    # must keep opening (and rotating as configured).
+    ca = TrustDomainCa.init(store, "example.org", now=NOW)
+    ca.state.settings = CaSettings(intermediate_ttl=dt.timedelta(hours=1), rotate_at=0.9)
+    ca._commit()
+    assert TrustDomainCa.open(store).state.settings.rotate_at == 0.9

@@ -94,6 +94,12 @@ def test_repair_restores_the_file_links_of_a_first_write_cut_short(
     assert _matches(tmp_path)
 
 
+def test_repair_leaves_a_dangling_data_link_to_the_next_renewal(tmp_path: Path) -> None:
+    (tmp_path / DATA_LINK).symlink_to("..2000_01_01_00_00_00.000000.gone")
+    repair(tmp_path)  # no error: the rotator sees unreadable files and renews
+    assert current_version(tmp_path) is not None
+
+
 def test_envoy_sds_configs_name_one_secret_each_and_watch_the_directory(tmp_path: Path) -> None:
     cert_config, bundle_config = write_envoy_sds_configs(tmp_path)
     cert_doc = json.loads(cert_config.read_text())

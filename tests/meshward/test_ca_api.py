@@ -24,7 +24,8 @@ from meshward.ca.jwt_svid import validate_jwt_svid
 from meshward.ca.manager import TrustDomainCa
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
-from meshward.ca_service.api import BOOTSTRAP_AUDIENCE, create_app
+from meshward.ca_service import BOOTSTRAP_AUDIENCE
+from meshward.ca_service.api import create_app
 from meshward.ca_service.metrics import CaMetrics
 
 WEB = SpiffeId.parse("spiffe://example.org/ns/default/sa/web")

@@ -20,6 +20,7 @@ from meshward.ca.manager import TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
+from meshward.ca_service import BOOTSTRAP_AUDIENCE
 from meshward.ca_service.metrics import CaMetrics
 from meshward.ca_service.workload_api import HEADER, start_workload_api
 
@@ -155,6 +156,18 @@ def test_someone_elses_jwt_svid_is_refused(stub: workload_pb2_grpc.SpiffeWorkloa
     with pytest.raises(grpc.RpcError) as caught:
         stub.FetchJWTSVID(
             workload_pb2.JWTSVIDRequest(audience=["db"], spiffe_id="spiffe://example.org/admin"),
+            metadata=((HEADER, "true"),),
+            timeout=10,
+        )
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_bootstrap_token_is_not_issued_here(
+    stub: workload_pb2_grpc.SpiffeWorkloadAPIStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.FetchJWTSVID(
+            workload_pb2.JWTSVIDRequest(audience=["db", BOOTSTRAP_AUDIENCE]),
             metadata=((HEADER, "true"),),
             timeout=10,
         )

@@ -222,14 +222,18 @@ def test_fmt_diff_applies_with_patch_when_the_last_line_has_no_newline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.policy").write_text("service s.web {\n  allow   GET /a\n}")
+    # (A comment holding U+2028 and a form feed: patch breaks lines at \n only.)
+    text = "# a \u2028 b \f c\nservice s.web {\n  allow   GET /a\n}"
+    (tmp_path / "s.policy").write_text(text, encoding="utf-8")
     code, out, _ = run(capsys, "fmt", "--diff", "s.policy")
     assert code == 1 and "\\ No newline at end of file\n" in out
     patch = shutil.which("patch")
     if patch is None:
         pytest.skip("no patch command to apply the diff with")
-    subprocess.run([patch, "-p0", "-s"], input=out, text=True, check=True, timeout=30)
-    assert (tmp_path / "s.policy").read_text() == "service s.web {\n  allow GET /a\n}\n"
+    subprocess.run([patch, "-p0", "-s"], input=out.encode(), check=True, timeout=30)
+    assert (tmp_path / "s.policy").read_text(encoding="utf-8") == (
+        "# a \u2028 b \f c\nservice s.web {\n  allow GET /a\n}\n"
+    )
 
 
 def test_fmt_refuses_a_file_that_does_not_parse(

@@ -98,6 +98,11 @@ EDITS = {
     "a service twice": lambda d: d["payload"]["services"].append(d["payload"]["services"][0]),
     "a short span": lambda d: _first_rule(d).update(span=["f", 1]),
     "a rule id with a newline": lambda d: _first_rule(d).update(id="a\nb"),
+    "a lower-case method": lambda d: _first_rule(d).update(methods=["delete"]),
+    "an upper-case host": lambda d: _first_rule(d).update(hosts=["Admin.Local"]),
+    "an upper-case header name": lambda d: _first_rule(d).update(
+        when={"has": {"attr": ["request", "headers", "X-A"], "type": "any"}}
+    ),
 }
 
 

@@ -276,12 +276,12 @@ def test_in_and_contains_on_a_value_of_another_kind_are_type_errors(policy):
         """
     )
     cases = [
-        ("/in", {"role": 1}, "jwt.role is int, not str"),
-        ("/in", {"role": ["admin"]}, "jwt.role is list, not str"),
+        ("/in", {"role": 1}, "jwt.role is int, not string"),
+        ("/in", {"role": ["admin"]}, "jwt.role is list, not string"),
         ("/in-num", {"level": "1"}, "jwt.level is str, not number"),
         ("/contains", {"ids": "3"}, "jwt.ids is str, not a list"),
         ("/contains", {"ids": ["3"]}, "jwt.ids holds no number values"),
-        ("/word", {"scope": [["evil"]]}, "jwt.scope holds no str values"),
+        ("/word", {"scope": [["evil"]]}, "jwt.scope holds no string values"),
     ]
     for path, claims, error in cases:
         d = p.decide("s", path=path, jwt=claims)

@@ -215,9 +215,9 @@ def test_every_token_error_of_a_file_is_reported_in_source_order():
 
 
 def _nested(depth: int) -> str:
-    """A condition exactly ``depth`` levels deep, mixing `not`, `or` and `and`."""
+    """A comparison inside ``depth`` nested `not`, `or` and `and`."""
     cond = 'jwt.x == "1"'
-    for i in range(depth - 1):
+    for i in range(depth):
         cond = ("not ({})", '(jwt.y == "2" or {})', '(jwt.z == "3" and {})')[i % 3].format(cond)
     return cond
 
@@ -231,6 +231,8 @@ def test_conditions_deeper_than_the_limit_are_a_syntax_error_not_a_crash():
     assert d.span.line == 2 and f"more than {MAX_CONDITION_DEPTH} levels" in d.message
     assert "in [...]" in (d.help or "")
     chain = " or ".join(f'jwt.x == "{i}"' for i in range(MAX_CONDITION_DEPTH + 1))
+    assert parse(f"service s {{\n  deny * unless {chain}\n}}\n", "p.policy").file is not None
+    chain += ' or jwt.x == "last"'  # one `or` too many
     (d,) = errors(f"service s {{\n  deny * unless {chain}\n}}\n")
     assert "levels deep" in d.message
     assert len(errors(f"service s {{ deny * when {_nested(10_000)} }}")) == 1  # no recursion
@@ -276,3 +278,20 @@ def test_a_path_pattern_holds_no_quote_so_comments_after_it_stay_comments():
     # (and so fmt and lint suppressions) read strings and comments out of step.
     (d,) = errors('service s {\n  allow GET /a" from any  # keep me "\n}\n')
     assert d.message.startswith("unexpected string") and d.suggestion is None
+
+
+def test_recovery_does_not_take_an_attribute_for_a_misspelt_statement():
+    # `source` is close to `service`, but `source.namespace` continues the condition.
+    found = errors(
+        'service x {\n  allow GET /c when jwt.a = "b"\n    and source.namespace == "x"\n}\n'
+    )
+    assert [(d.span.line, d.message) for d in found] == [(2, "unexpected `=`")]
+    found = errors('service x {\n  allow GET /c when jwt.a = "b"\n    or\n  source.ip == "x"\n}\n')
+    assert [d.span.line for d in found] == [2]
+
+
+def test_the_end_of_file_is_placed_as_lark_counts_lines():
+    (d,) = errors("# a \u2028 comment\nservice x {\n  allow GET /a")
+    assert (d.span.line, d.message) == (3, "unexpected end of file")
+    (d,) = errors("service x {\n  allow GET /a\n")
+    assert (d.span.line, d.span.column) == (2, 15)

@@ -63,6 +63,7 @@ def test_from_json_normalises_method_and_header_names() -> None:
         # A null header would read as the text "None", and make `has` true.
         ({"destination": "d", "method": "GET", "path": "/", "headers": {"a": None}}, "strings"),
         ({"destination": "d", "method": "GET", "path": "/", "headers": {"a": 1}}, "strings"),
+        ({"destination": "d", "method": "GET", "path": "/", "headers": {True: "x"}}, "strings"),
         ({"destination": "d", "method": "GET", "path": "/", "jwt": "token"}, "verified claims"),
         ({"destination": "d", "method": "GET", "path": "/", "host": 5}, "`host` is a string"),
         ({"destination": "d", "method": "GET", "path": "/", "sni": 5}, "`sni` is a string"),

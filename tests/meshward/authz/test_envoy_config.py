@@ -79,6 +79,9 @@ def test_render_round_trips_and_istio_snippets() -> None:
     assert provider["envoyExtAuthzHttp"]["pathPrefix"] == "/check"
     extra = provider["envoyExtAuthzHttp"]["includeAdditionalHeadersInCheck"]
     assert extra["x-meshward-destination-port"] == "%DOWNSTREAM_LOCAL_PORT%"
+    assert extra["x-meshward-destination-principal"] == "%DOWNSTREAM_LOCAL_URI_SAN%"
+    # Headers Envoy writes are never also taken from the client.
+    assert not set(extra) & set(provider["envoyExtAuthzHttp"]["includeRequestHeadersInCheck"])
     grpc = yaml.safe_load(envoy_config.istio_snippet("grpc", "authz.example", 1234))
     [provider] = grpc["meshConfig"]["extensionProviders"]
     assert provider["envoyExtAuthzGrpc"] == {

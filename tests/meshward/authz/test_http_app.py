@@ -102,3 +102,26 @@ def test_failure_in_the_transport_is_a_deny(make_authorizer: MakeAuthorizer) -> 
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 403
     assert json.loads(sent[1]["body"])["decision"] == "deny"
+
+
+def test_the_port_is_read_from_envoys_port_header_not_the_host(
+    asgi_call: AsgiCall, make_authorizer: MakeAuthorizer, policy_dir: Any
+) -> None:
+    (policy_dir / "ports.policy").write_text(
+        'service ports.default:8443 { @id("no-admin") deny * /admin/{**} }\n'
+        'service ports.default { @id("open") allow * /{**} from any }\n'
+    )
+    app = build_http_app(make_authorizer())
+    dest = {"x-meshward-destination": "ports.default", "host": "ports:1"}
+    on_8443 = asgi_call(
+        app, "GET", "/check/admin/x", {**dest, "x-meshward-destination-port": "8443"}
+    )
+    assert on_8443.headers["x-meshward-rule"] == "no-admin"
+    on_9000 = asgi_call(
+        app, "GET", "/check/admin/x", {**dest, "x-meshward-destination-port": "9000"}
+    )
+    assert on_9000.status_code == 200
+    # No port header: port 8443's deny cannot be ruled out, whatever the Host says.
+    assert (
+        asgi_call(app, "GET", "/check/admin/x", {**dest, "host": "ports:9000"}).status_code == 403
+    )

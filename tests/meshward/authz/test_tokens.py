@@ -134,6 +134,18 @@ def test_a_jwks_of_the_wrong_shape_is_unavailable_and_the_last_good_keys_stay(
     assert verifier.verify(issuer.token({"sub": "again"})).verified  # with the kept keys
 
 
+def test_a_jwk_with_an_odd_kid_is_skipped_and_the_others_serve(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    doc = json.loads(path.read_text())
+    doc["keys"].append({**doc["keys"][0], "kid": ["a", "list"]})
+    path.write_text(json.dumps(doc))
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)})
+    verifier.load_keys()
+    assert verifier.verify(issuer.token()).verified
+
+
 def test_leeway_is_bounded_skew(issuer: TestIssuer, tmp_path: Path) -> None:
     path = issuer.write_jwks(tmp_path / "jwks.json")
     lenient = _verifier(issuer, {}, source={"jwks_file": str(path)}, leeway_seconds=60)
