@@ -18,7 +18,7 @@ from . import model, nodes
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
 from .identity import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from .paths import PathPatternError, parse_path_pattern
-from .request import canonical_ip
+from .request import canonical_ip, host_name
 
 RESERVED_NAMES = frozenset(
     {"any", "authenticated", "unauthenticated", "namespace", "sa", "trust_domain", "ip"}
@@ -517,6 +517,9 @@ class _Checker:
         if attr.type == "ip" and op in ("==", "!=", "in"):
             # Compared in one spelling, as the request's address is (see canonical_ip).
             value = _map_strings(value, canonical_ip)
+        elif attr.parts == ("request", "host") and op in ("==", "!=", "in"):
+            # The request's host is compared lower-case, without port or trailing dot.
+            value = _map_strings(value, lambda h: host_name(h) or h)
         return model.Cmp(op, attr, value)
 
 

@@ -310,6 +310,9 @@ def test_a_trailing_dot_on_the_host_is_the_same_host(policy):
         assert p.decide("s", host=host).rule_ids == ("admin-host",)
     assert p.decide("s", path="/c", host="evil.com.").rule_ids == ("cond",)
     assert p.decide("s", host="admin.local..").allowed  # one dot only: this is not a name
+    # A host written in a condition is compared as the request's is.
+    p = policy('service s { default allow\n @id("c") deny * when request.host in ["Evil.COM."] }')
+    assert p.decide("s", host="evil.com:8443").rule_ids == ("c",)
 
 
 def test_default_allow_is_per_service(policy):
