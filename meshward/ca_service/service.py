@@ -60,12 +60,21 @@ class RotationService:
 
     def run(self, stop: threading.Event) -> None:
         """Run passes until ``stop`` is set, sleeping until the next renewal is due (at most
-        ``interval``, at least one second; failed renewals retry after one second)."""
+        ``interval``, at least one second). Failed renewals retry after one second, then
+        two, four and so on up to ``interval``: a lasting fault is not retried (and
+        logged) every second."""
+        failures = 0
         while not stop.is_set():
             report = self.run_once()
             wait = self.interval
-            if report.failed:
-                wait = dt.timedelta(seconds=1)
+            failures = failures + 1 if report.failed else 0
+            if failures:
+                wait = retry_after(failures, self.interval)
             elif report.next_due is not None:
                 wait = min(wait, max(report.next_due - utcnow(), dt.timedelta(seconds=1)))
             stop.wait(wait.total_seconds())
+
+
+def retry_after(failures: int, ceiling: dt.timedelta) -> dt.timedelta:
+    """How long to wait after ``failures`` failed passes in a row: 1 s, doubling."""
+    return min(dt.timedelta(seconds=2 ** min(failures - 1, 16)), ceiling)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from meshward.ca.rotation import Rotator, Workload
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.ca_service.metrics import CaMetrics
-from meshward.ca_service.service import RotationService
+from meshward.ca_service.service import RotationService, retry_after
 
 A = SpiffeId.parse("spiffe://example.org/a")
 
@@ -32,3 +33,9 @@ def test_an_unexpected_failure_is_counted_and_the_pass_goes_on(
     assert service.run_once(force=True).failed == [(A, "renewal pass failed: KeyError")]
     failures = metrics.registry.get_sample_value("meshward_ca_rotation_failures_total")
     assert failures == 3  # the CA step twice, the renewal once
+
+
+def test_failed_passes_are_retried_ever_more_slowly_up_to_the_interval() -> None:
+    ceiling = dt.timedelta(seconds=30)
+    waits = [retry_after(n, ceiling).total_seconds() for n in range(1, 8)]
+    assert waits == [1, 2, 4, 8, 16, 30, 30]
