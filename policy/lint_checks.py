@@ -907,9 +907,17 @@ def covers(b: model.Rule, a: model.Rule) -> bool:
         a.hosts is None or not all(any(_host_covers(q, p) for q in b.hosts) for p in a.hosts)
     ):
         return False
-    if not all(any(source_covers(t, s) for t in b.sources) for s in a.sources):
+    if not all(_source_covered(b, a, s) for s in a.sources):
         return False
     return _conditions_cover(b, a)
+
+
+def _source_covered(b: model.Rule, a: model.Rule, s: model.Source) -> bool:
+    if s.kind == "cidr" and a.effect == "deny" and b.effect != "deny":
+        # A deny's `ip` source also matches a source IP that is not an address; an
+        # allow's never does: only `any` is sure to match there too.
+        return any(t.kind == "any" for t in b.sources)
+    return any(source_covers(t, s) for t in b.sources)
 
 
 def _conditions_cover(b: model.Rule, a: model.Rule) -> bool:

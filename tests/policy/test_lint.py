@@ -585,3 +585,18 @@ def test_an_allow_with_the_deny_s_condition_does_not_cover_it() -> None:
     assert covers(unconditional, deny)
     matched = {t.rule_id for t in explain(policy, Request("s", "GET", "/")).traces if t.matched}
     assert matched == {"d", "any"}
+
+
+def test_an_allow_from_a_network_does_not_cover_a_deny_from_it() -> None:
+    # A source IP that is not an address: the deny's `ip` source matches, the allow's not.
+    policy = load_texts(
+        {
+            "p.policy": 'service s {\n  @id("d") deny * from ip "10.0.0.0/8"\n'
+            '  @id("a") allow * from ip "10.0.0.0/8"\n  @id("any") allow * from any\n}\n'
+        }
+    ).policy
+    deny, allow, anyone = policy.services[next(iter(policy.services))].rules
+    assert not covers(allow, deny)
+    assert covers(anyone, deny)
+    traces = explain(policy, Request("s", "GET", "/", source_ip="10.0.0.1:443")).traces
+    assert {t.rule_id for t in traces if t.matched} == {"d", "any"}
