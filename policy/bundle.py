@@ -249,7 +249,8 @@ def _load_cond(v: Any, depth: int = 0) -> model.Cond | None:
     if op == "within":
         for network in literals:
             ipaddress.ip_network(cast(str, network))
-    return model.Cmp(op, _load_attr(d), operand)
+    attribute = _load_attr(d)
+    return model.Cmp(op, attribute, model.canonical_operand(op, attribute, operand))
 
 
 def _load_source(v: Any) -> model.Source:

@@ -10,7 +10,7 @@ import contextlib
 import ipaddress
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -18,7 +18,6 @@ from . import model, nodes
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
 from .identity import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from .paths import PathPatternError, parse_path_pattern
-from .request import canonical_ip, host_name
 
 RESERVED_NAMES = frozenset(
     {"any", "authenticated", "unauthenticated", "namespace", "sa", "trust_domain", "ip"}
@@ -514,19 +513,18 @@ class _Checker:
         if mismatch is not None:
             self.error("type-mismatch", mismatch, cond.span)
             return None
-        if attr.type == "ip" and op in ("==", "!=", "in"):
-            # Compared in one spelling, as the request's address is (see canonical_ip).
-            value = _map_strings(value, canonical_ip)
-        elif attr.parts == ("request", "host") and op in ("==", "!=", "in"):
-            # The request's host is compared lower-case, without port or trailing dot.
-            value = _map_strings(value, lambda h: host_name(h) or h)
-        return model.Cmp(op, attr, value)
-
-
-def _map_strings(value: model.Value, f: Callable[[str], str]) -> model.Value:
-    if isinstance(value, tuple):
-        return tuple(_map_strings(v, f) for v in value)
-    return f(value) if isinstance(value, str) else value
+        if attr.parts == ("request", "host") and op in ("==", "!=", "in"):
+            for host in value if isinstance(value, tuple) else (value,):
+                # As for a rule's `host`; an IPv6 literal is written in brackets, [::1].
+                if isinstance(host, str) and ":" in host.rsplit("]", 1)[-1]:
+                    self.error(
+                        "host-with-port",
+                        f"host {host!r} carries a port; request.host is compared without one",
+                        cond.operand.span,
+                        help="compare destination.port for the port",
+                    )
+                    return None
+        return model.Cmp(op, attr, model.canonical_operand(op, attr, value))
 
 
 def _plain(lit: nodes.Literal_) -> model.Value:

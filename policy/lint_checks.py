@@ -20,6 +20,7 @@ from .diagnostics import Diagnostic, Severity, Span, did_you_mean
 from .identity import SpiffeIdError, parse_spiffe_id, peer_identity
 from .lint import CHECKS, Inventory
 from .paths import AmbiguousPathError, PathPattern, canonical_path, parse_path_pattern
+from .request import host_name
 from .space import build_space
 from .tables import CompiledPolicy, DecisionTable, PathNode
 
@@ -619,6 +620,8 @@ def _positive_form(rule: model.Rule, atom: _Atom) -> str | None:
     template = _POSITIVE_FORMS.get((parts[0], parts[1]) if len(parts) == 2 else ("", ""))
     if template is None or atom.negations == 0 or not net_positive:
         return None
+    if parts == ("request", "host"):  # as a rule's `host` must be written
+        values = [host_name(str(v)) or v for v in values]
     return ", ".join(template.format(v=v) for v in values)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Literal
@@ -16,6 +16,7 @@ from typing import Literal
 from .diagnostics import Span
 from .nodes import dotted_name
 from .paths import PathPattern
+from .request import canonical_ip, host_name
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Effect = Literal["allow", "deny"]
@@ -65,6 +66,26 @@ class AttributeRef:
 # --- conditions ----------------------------------------------------------------------
 
 Value = str | int | float | bool | tuple["Value", ...]
+
+
+def canonical_operand(op: str, attribute: AttributeRef, value: Value) -> Value:
+    """A comparison's constant in the spelling the request's value is compared in: an
+    address as :func:`canonical_ip` writes it, a host lower-case without port or trailing
+    dot. The checker and the bundle loader both apply it, so a bundle written before a
+    spelling changed still decides as its source does today."""
+    if op not in ("==", "!=", "in"):
+        return value
+    if attribute.type == "ip":
+        return _map_strings(value, canonical_ip)
+    if attribute.parts == ("request", "host"):
+        return _map_strings(value, lambda h: host_name(h) or h)
+    return value
+
+
+def _map_strings(value: Value, f: Callable[[str], str]) -> Value:
+    if isinstance(value, tuple):
+        return tuple(_map_strings(v, f) for v in value)
+    return f(value) if isinstance(value, str) else value
 
 
 def kind_of(value: object) -> str:

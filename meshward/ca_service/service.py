@@ -70,7 +70,7 @@ class RotationService:
             failures = failures + 1 if report.failed else 0
             if failures:
                 wait = retry_after(failures, self.interval)
-            elif report.next_due is not None:
+            if report.next_due is not None:  # healthy workloads are not kept waiting
                 wait = min(wait, max(report.next_due - utcnow(), dt.timedelta(seconds=1)))
             stop.wait(wait.total_seconds())
 

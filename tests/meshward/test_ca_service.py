@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pytest
 
+from meshward.ca.authority import utcnow
 from meshward.ca.manager import TrustDomainCa
-from meshward.ca.rotation import Rotator, Workload
+from meshward.ca.rotation import RotationReport, Rotator, Workload
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.ca_service.metrics import CaMetrics
@@ -39,3 +41,28 @@ def test_failed_passes_are_retried_ever_more_slowly_up_to_the_interval() -> None
     ceiling = dt.timedelta(seconds=30)
     waits = [retry_after(n, ceiling).total_seconds() for n in range(1, 8)]
     assert waits == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_failing_workload_does_not_delay_the_renewals_of_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = TrustDomainCa.init(FileStore(tmp_path / "ca"), "example.org")
+    service = RotationService(
+        ca, Rotator(ca, [Workload(A, tmp_path / "a")]), CaMetrics(), interval=dt.timedelta(hours=1)
+    )
+    soon = utcnow() + dt.timedelta(seconds=20)
+    failing = [RotationReport(failed=[(A, "broken")]) for _ in range(6)]
+    reports = iter([*failing, RotationReport(failed=[(A, "broken")], next_due=soon)])
+    monkeypatch.setattr(service, "run_once", lambda: next(reports))
+    waits: list[float] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(float(timeout or 0))
+            if len(waits) == 7:
+                self.set()
+            return self.is_set()
+
+    service.run(Stop())
+    assert waits[:6] == [1, 2, 4, 8, 16, 32]  # backing off...
+    assert 15 < waits[6] <= 20  # ...but never past another workload's renewal time

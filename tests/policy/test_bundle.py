@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from meshward.policy import BundleError, Request, bundle, compile_policy, evaluate, load_paths
+from meshward.policy import (
+    BundleError,
+    Request,
+    bundle,
+    compile_policy,
+    evaluate,
+    load_paths,
+    load_texts,
+)
 from meshward.policy.loader import load_bundle
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
@@ -138,3 +146,23 @@ def test_binary_and_deeply_nested_files_are_refused(tmp_path):
         load_bundle(binary)
     with pytest.raises(BundleError, match="nested too deeply"):
         bundle.loads("[" * 100_000)
+
+
+def test_constants_of_an_older_spelling_decide_as_the_source_does_today(tmp_path) -> None:
+    # A bundle compiled before addresses and hosts were compared in one spelling holds
+    # the constants as written: loaded, they must still match (a deny must not go dead).
+    text = (
+        "service s { default allow\n"
+        '  @id("ip") deny * /ip when source.ip == "10.0.0.5"\n'
+        '  @id("host") deny * /host when request.host in ["admin.local"] }\n'
+    )
+    doc = json.loads(bundle.dumps(load_texts({"p.policy": text}).policy))
+    for rule in doc["payload"]["services"][0]["rules"]:
+        if rule["id"] == "ip":
+            rule["when"]["value"] = "::ffff:10.0.0.5"
+        else:
+            rule["when"]["value"] = {"list": ["Admin.Local."]}
+    compiled = compile_policy(bundle.loads(_resealed(doc)))
+    ip = evaluate(compiled, Request("s", "GET", "/ip", source_ip="10.0.0.5"))
+    host = evaluate(compiled, Request("s", "GET", "/host", host="admin.local:8443"))
+    assert (ip.rule_ids, host.rule_ids) == (("ip",), ("host",))

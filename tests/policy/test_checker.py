@@ -184,3 +184,9 @@ def test_a_trust_domain_is_a_name_not_an_id(name):
 def test_a_rule_id_holds_no_control_characters(rule_id):
     diags = check_errors(f'service s {{ @id("{rule_id}") allow GET /a }}')
     assert "control characters" in only(diags, "bad-id").message
+
+
+def test_a_host_compared_in_a_condition_carries_no_port():
+    diags = check_errors('service s { allow GET /a when request.host == "admin.local:8080" }')
+    assert "request.host is compared without one" in only(diags, "host-with-port").message
+    load_texts({"a.policy": 'service s { allow GET /a when request.host == "[::1]" }'})

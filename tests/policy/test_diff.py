@@ -304,3 +304,19 @@ def test_a_source_ip_that_is_not_an_address_is_its_own_kind() -> None:
         'service s.web { @id("a") allow * from any }',
         [Request("s.web", "POST", "/", source_ip=ip) for ip in ("garbage", "10.0.0.1")],
     )
+
+
+def test_a_request_without_a_port_flips_when_port_bound_denies_come_or_go() -> None:
+    no_port = [Request("s.web", "GET", path) for path in ("/other", "/admin")]
+    port_bound = """service s.web {
+          default allow
+          @id("no-admin") deny GET /admin port 8443
+        }"""
+    everywhere = """service s.web {
+          default allow
+          @id("no-admin") deny GET /admin
+        }"""
+    _flips(port_bound, everywhere, no_port)  # /other: denied (port unknown), now allowed
+    _flips(everywhere, port_bound, no_port)
+    audit = port_bound.replace('@id("no-admin") deny', '@id("no-admin") audit deny')
+    _flips(port_bound, audit, no_port)

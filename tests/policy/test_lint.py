@@ -429,6 +429,15 @@ def test_negative_method_condition_suggests_the_method_list() -> None:
     assert f.suggestion == "GET"
 
 
+def test_negative_host_condition_suggests_a_host_the_checker_accepts() -> None:
+    body = """
+    service web.default {
+      @id("a") allow GET /x from any unless request.host != "Admin.Local."
+    }"""
+    (f,) = [f for f in findings(body) if f.code == "negative-allow"]
+    assert f.suggestion == 'host "admin.local"'
+
+
 def test_source_attribute_of_authenticated_workloads_cannot_error() -> None:
     body = """
     service web.default {
