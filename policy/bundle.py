@@ -91,9 +91,7 @@ def loads(text: str) -> model.PolicySet:
         for td in domains:
             check_trust_domain(_str(td, "a trust domain"))
         return model.PolicySet(services, frozenset(domains))
-    except BundleError as exc:
-        raise BundleError(f"malformed bundle payload: {exc}") from None
-    except ValueError as exc:  # a value the language refuses (path, SPIFFE ID, CIDR, ...)
+    except ValueError as exc:  # a BundleError, or a value the language refuses (path, CIDR...)
         raise BundleError(f"malformed bundle payload: {exc}") from None
 
 

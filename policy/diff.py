@@ -197,7 +197,7 @@ def _diff_destination(
     if probe_ports:
         probe_ports_all.append(max(probe_ports) + 1)
     default_changed = _defaults(old, name, probe_ports_all) != _defaults(new, name, probe_ports_all)
-    # Whether a request without a port is decided at all (see denies_by_port) works like
+    # Whether a request without a port is decided at all (see needs_port) works like
     # a default: when it changes, every request without a port may flip.
     default_changed |= (name in old_compiled.needs_port) != (name in new_compiled.needs_port)
     # Audit rules never decide: a change in them cannot flip a decision.

@@ -254,17 +254,17 @@ class PolicySet:
     def rules(self) -> list[Rule]:
         return [r for s in self.services.values() for r in s.rules]
 
-    def denies_by_port(self) -> frozenset[str]:
-        """Destinations with a deny rule that holds on some ports only (in a block bound
-        to a port, or with a `port` clause). A request to one of them whose port is
-        unknown cannot be decided: it is denied, not let past those rules."""
-        return frozenset(
-            key.name
-            for key, service in self.services.items()
-            for rule in service.rules
-            if rule.effect == "deny"
+    def needs_port(self, name: str) -> bool:
+        """Whether ``name`` has a deny rule that holds on some ports only (in a block
+        bound to a port, or with a `port` clause). A request to it whose port is unknown
+        cannot be decided: it is denied, not let past those rules."""
+        return any(
+            rule.effect == "deny"
             and not rule.audit
             and (key.port is not None or rule.ports is not None)
+            for key, service in self.services.items()
+            if key.name == name
+            for rule in service.rules
         )
 
     def policies_for(self, name: str, port: int | None) -> list[ServicePolicy]:

@@ -45,7 +45,7 @@ def reference_decide(policy: model.PolicySet, request: Request) -> Decision:
 
 def explain(policy: model.PolicySet, request: Request) -> Explanation:
     """Decide and record, for every rule of the destination, why it (did not) match."""
-    if request.port is None and request.destination in policy.denies_by_port():
+    if request.port is None and policy.needs_port(request.destination):
         return Explanation(unknown_port(request.destination), request.destination, None, ())
     services = policy.policies_for(request.destination, request.port)
     if not services:

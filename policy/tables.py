@@ -221,7 +221,7 @@ class CompiledPolicy:
     # `tables` split by port, for table_for: no tuple key to build per request.
     _any_port: dict[str, DecisionTable] = field(init=False, repr=False, compare=False)
     _by_port: dict[tuple[str, int], DecisionTable] = field(init=False, repr=False, compare=False)
-    # Destinations a request without a port cannot be decided for (see denies_by_port).
+    # Destinations a request without a port cannot be decided for (PolicySet.needs_port).
     needs_port: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -229,7 +229,9 @@ class CompiledPolicy:
         by_port = {(name, port): t for (name, port), t in self.tables.items() if port is not None}
         object.__setattr__(self, "_any_port", any_port)
         object.__setattr__(self, "_by_port", by_port)
-        object.__setattr__(self, "needs_port", self.policy.denies_by_port())
+        names = {name for name, _ in self.tables}
+        needs = frozenset(n for n in names if self.policy.needs_port(n))
+        object.__setattr__(self, "needs_port", needs)
 
     def table_for(self, destination: str, port: int | None) -> DecisionTable | None:
         """The table that decides a call to ``destination`` on ``port``: the port's own,

@@ -7,9 +7,8 @@ The caller's identity is ``source.principal`` (Envoy fills it from the TLS hands
 with identity mode ``xfcc``, the XFCC element Envoy wrote (for a proxy behind a
 TLS-terminating Envoy); the destination comes from ``context_extensions`` (else the
 destination principal or the Host, through their maps) and the port from the destination
-address (see
-:mod:`.destination`). Every CheckResponse sets ``status`` explicitly: an unset status
-reads as OK, which Envoy takes as an allow.
+address (see :mod:`.destination`). Every CheckResponse sets ``status`` explicitly: an
+unset status reads as OK, which Envoy takes as an allow.
 """
 
 from __future__ import annotations
