@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 from setuptools import setup
@@ -47,9 +48,9 @@ HOT_PATH = {
 SOURCES = {"policy": Path("policy"), "authz": Path("meshward", "authz")}
 # Compiled, the hot path's annotations are checked at run time, so it is type-checked
 # strictly twice: by the wheel build, whose environment holds only the build requirements
-# (the libraries the check path calls, pyjwt and the like, are Any there), and by
-# `./dev test` against the installed libraries (`typecheck_hot_path`). Modules that are
-# not compiled are read for their types but not checked.
+# (the libraries the check path calls, pyjwt and the like, are Any there; modules that are
+# not compiled are read for their types but not checked), and by `./dev test` with the
+# rest of the package, against the installed libraries (`typecheck_package`).
 MYPY_CONFIG = """\
 [mypy]
 strict = True
@@ -86,13 +87,44 @@ def stage_hot_path() -> tuple[Path, list[str]]:
     return config, hot
 
 
-def typecheck_hot_path() -> int:
-    """mypy --strict on the staged hot path, against the installed libraries; the exit
-    status (``./dev test`` runs this)."""
+# The whole package, strictly: pydantic's plugin reads the settings models as pydantic
+# builds them; libraries without type information (grpc, the generated protos) are Any.
+PACKAGE_MYPY_CONFIG = """\
+[mypy]
+strict = True
+ignore_missing_imports = True
+plugins = pydantic.mypy
+"""
+
+
+def package_folders() -> dict[str, str]:
+    """pyproject's package-dir: each installed package and the folder it comes from."""
+    with open("pyproject.toml", "rb") as f:
+        folders: dict[str, str] = tomllib.load(f)["tool"]["setuptools"]["package-dir"]
+    return folders
+
+
+def stage_package() -> Path:
+    """Copy the package as it installs (`policy/` becomes `meshward/policy`, and so on)
+    under build/typecheck, beside a mypy config; returns the staging folder."""
+    stage = Path("build", "typecheck")
+    shutil.rmtree(stage, ignore_errors=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.so")
+    for name, source in sorted(package_folders().items()):  # outer packages first
+        shutil.copytree(source, stage.joinpath(*name.split(".")), ignore=skip, dirs_exist_ok=True)
+    (stage / "mypy.ini").write_text(PACKAGE_MYPY_CONFIG)
+    return stage
+
+
+def typecheck_package() -> int:
+    """mypy --strict on the whole staged package against the installed libraries, its
+    findings named by their source files; the exit status (``./dev test`` runs this)."""
     from mypy import api
 
-    config, hot = stage_hot_path()
-    out, err, status = api.run(["--config-file", str(config), *hot])
+    stage = stage_package()
+    out, err, status = api.run(["--config-file", str(stage / "mypy.ini"), str(stage / "meshward")])
+    for name, source in sorted(package_folders().items(), reverse=True):  # inner first
+        out = out.replace(f"{stage.joinpath(*name.split('.'))}/", f"{source}/")
     print(out, end="")
     print(err, end="", file=sys.stderr)
     return status
@@ -130,7 +162,7 @@ class _AllOrNothing(build_ext):
             self.extensions = []
 
 
-# setuptools runs this file as __main__; `./dev test` imports it for typecheck_hot_path.
+# setuptools runs this file as __main__; `./dev test` imports it for typecheck_package.
 if __name__ == "__main__":
     extensions: list[object] = []
     if _building_a_wheel():

@@ -33,7 +33,7 @@ def xfcc_fallback(settings: IdentitySettings) -> IdentityReader | None:
     return identity_reader(settings) if settings.mode == "xfcc" else None
 
 
-class AuthorizationService(pb_grpc.AuthorizationServicer):
+class AuthorizationService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]  # untyped stubs
     """The servicer; :meth:`Authorizer.check` never raises, and a failure to even read the
     request is a deny as well."""
 

@@ -70,7 +70,8 @@ class DecisionStats(Collector):
             decisions.add_metric(labels, n, created=created[(allowed, rule)])
         yield decisions
         latency = _latency_family()
-        bounds = [floatToGoString(b) for b in (*LATENCY_BUCKETS, float("inf"))]
+        # prometheus-client's own bucket spelling (its helper is not annotated).
+        bounds = [floatToGoString(b) for b in (*LATENCY_BUCKETS, float("inf"))]  # type: ignore[no-untyped-call]
         for transport in TRANSPORTS:
             cumulative = accumulate(buckets[transport])
             pairs = list(zip(bounds, cumulative, strict=True))

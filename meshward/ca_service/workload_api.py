@@ -177,7 +177,8 @@ def start_workload_api(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="workload-api"),
         options=[("grpc.so_reuseport", 0)],
     )
-    workload_pb2_grpc.add_SpiffeWorkloadAPIServicer_to_server(
+    # The generated stubs carry no annotations.
+    workload_pb2_grpc.add_SpiffeWorkloadAPIServicer_to_server(  # type: ignore[no-untyped-call]
         WorkloadApi(ca, spiffe_id, policy, metrics, stop), server
     )
     # The socket is created owner-only (a umask around its bind), not chmod-ed after it
