@@ -404,8 +404,9 @@ source_ok(r) if r.namespaces[input.namespace]
     + _REGO_COMMON
 )
 
-# Rules as data keyed by destination and then by caller (principal or namespace): a
-# lookup finds the rules that name this caller, and only those are tried.
+# Rules as data keyed by destination, then by caller (principal or namespace), then by
+# method ("*" for rules on any method): a lookup finds the rules that name this caller
+# and this method, and only their paths and claims are tried.
 REGO_MODULE_BY_CALLER = (
     """package meshward.bench
 
@@ -415,26 +416,29 @@ default allow := false
 
 svc := data.services[input.destination]
 
-groups contains g if g := svc.principals[input.principal]
+groups contains g if g := svc.principals[input.principal][input.method]
 
-groups contains g if g := svc.namespaces[input.namespace]
+groups contains g if g := svc.principals[input.principal]["*"]
+
+groups contains g if g := svc.namespaces[input.namespace][input.method]
+
+groups contains g if g := svc.namespaces[input.namespace]["*"]
 
 allow if {
 	not denied
 	some g in groups
 	some r in g.allow
-	matches(r)
+	on_path(r)
 	claim_ok(r.claim)
 }
 
 denied if {
 	some g in groups
 	some r in g.deny
-	matches(r)
+	on_path(r)
 }
 
-matches(r) if {
-	method_ok(r.methods)
+on_path(r) if {
 	some p in r.paths
 	path_ok(p)
 }
@@ -479,29 +483,32 @@ def rego_data(mesh: Mesh) -> dict[str, Any]:
 
 
 def rego_data_by_caller(mesh: Mesh) -> dict[str, Any]:
-    """Rules as data keyed by caller: ``services[destination].principals[id]`` and
-    ``.namespaces[name]``, each ``{"allow": [...], "deny": [...]}``; a rule with several
-    sources appears under each."""
-    services: dict[str, dict[str, dict[str, dict[str, list[dict[str, Any]]]]]] = {}
+    """Rules as data keyed by caller and method:
+    ``services[destination].principals[id][method]`` and ``.namespaces[name][method]``,
+    each ``{"allow": [...], "deny": [...]}``, with ``"*"`` for rules on any method; a rule
+    appears under each of its sources and methods."""
+    services: dict[str, dict[str, dict[str, dict[str, dict[str, list[dict[str, Any]]]]]]] = {}
     for service, rules in mesh.rules_by_service().items():
         slot = services[service] = {"principals": {}, "namespaces": {}}
         for rule in rules:
             doc = _rego_rule(rule, with_sources=False)
             for source in rule.sources:
                 kind = "principals" if source.kind == "principal" else "namespaces"
-                group = slot[kind].setdefault(source.value, {"allow": [], "deny": []})
-                group[rule.effect].append(doc)
+                by_method = slot[kind].setdefault(source.value, {})
+                for method in rule.methods or ("*",):
+                    group = by_method.setdefault(method, {"allow": [], "deny": []})
+                    group[rule.effect].append(doc)
     return {"services": services}
 
 
 class RegoEngine:
-    """regorus: rules as data keyed by destination and caller, one module compiled to an
-    RVM program."""
+    """regorus: rules as data keyed by destination, caller and method, one module compiled
+    to an RVM program."""
 
     module = REGO_MODULE_BY_CALLER
     layout = staticmethod(rego_data_by_caller)
     name = "regorus"
-    form = "RVM, rules as data by destination and caller"
+    form = "RVM, rules as data by destination, caller and method"
 
     def __init__(self, mesh: Mesh) -> None:
         try:

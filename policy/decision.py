@@ -76,17 +76,31 @@ class Matches:
             self.allows.append(rule_id)
 
     def decision(self, destination: str, default: Literal["allow", "deny"]) -> Decision:
-        audit = tuple(sorted(self.audit, key=lambda a: a.rule_id))
-        errors = tuple(sorted(self.errors, key=lambda e: e.rule_id))
+        audit = tuple(sorted(self.audit, key=_rule_of)) if self.audit else ()
+        errors = tuple(sorted(self.errors, key=_rule_of)) if self.errors else ()
         if self.denies:
-            ids = tuple(sorted(self.denies))
-            return Decision(False, ids, f"denied by rule {ids[0]}", audit, errors)
+            return by_rules(False, tuple(sorted(self.denies)), audit, errors)
         if self.allows:
-            ids = tuple(sorted(self.allows))
-            return Decision(True, ids, f"allowed by rule {ids[0]}", audit, errors)
+            return by_rules(True, tuple(sorted(self.allows)), audit, errors)
         if default == "allow":
             return Decision(True, (), f"allowed by the default of {destination}", audit, errors)
         return Decision(False, (), f"denied: no rule of {destination} allows", audit, errors)
+
+
+def _rule_of(item: AuditOutcome | RuleError) -> str:
+    return item.rule_id
+
+
+def by_rules(
+    allowed: bool,
+    rule_ids: tuple[str, ...],
+    audit: tuple[AuditOutcome, ...] = (),
+    errors: tuple[RuleError, ...] = (),
+) -> Decision:
+    """The decision of the rules that decided (``rule_ids``: sorted, not empty; all deny
+    when not ``allowed``, else all allow)."""
+    verb = "allowed" if allowed else "denied"
+    return Decision(allowed, rule_ids, f"{verb} by rule {rule_ids[0]}", audit, errors)
 
 
 def no_policy(destination: str) -> Decision:

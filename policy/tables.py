@@ -15,7 +15,7 @@ from typing import Literal
 
 from . import bundle, model
 from .conditions import RuleCondition
-from .decision import Decision, Matches
+from .decision import Decision, Matches, by_rules
 from .identity import Identity, peer_identity
 from .model import Network
 from .request import host_name, source_address
@@ -128,17 +128,24 @@ class DecisionTable:
         """The decision when exactly the rows in ``matched`` (non-empty) match."""
         decision = self.decision_cache.get(matched)
         if decision is None:
-            matches = Matches()
-            rest = matched
-            while rest:
-                low = rest & -rest
-                rest ^= low
-                row = self.rows[low.bit_length() - 1]
-                matches.add(row.rule_id, row.effect, row.audit)
-            decision = matches.decision(self.destination, self.default)
+            decision = self._decide(matched)
             if len(self.decision_cache) < _CACHE_LIMIT:
                 self.decision_cache[matched] = decision
         return decision
+
+    def _decide(self, matched: int) -> Decision:
+        if not matched & (matched - 1):  # one row, the common case: nothing to combine
+            row = self.rows[matched.bit_length() - 1]
+            if not row.audit:
+                return by_rules(row.effect == "allow", (row.rule_id,))
+        matches = Matches()
+        rest = matched
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            row = self.rows[low.bit_length() - 1]
+            matches.add(row.rule_id, row.effect, row.audit)
+        return matches.decision(self.destination, self.default)
 
     def candidates(
         self,

@@ -195,8 +195,26 @@ def test_rego_data_by_caller_lists_a_rule_under_each_source() -> None:
     service = workload.Service("svc-0.ops", "ops", ("orders",))
     mesh = workload.Mesh(1, workload.TRUST_DOMAIN, workload.NAMESPACES, (service,), (), (rule,))
     slot = engines.rego_data_by_caller(mesh)["services"]["svc-0.ops"]
-    assert slot["principals"]["spiffe://x/ns/a/sa/b"]["deny"] == slot["namespaces"]["a"]["deny"]
-    assert slot["namespaces"]["a"]["allow"] == []
+    by_principal = slot["principals"]["spiffe://x/ns/a/sa/b"]
+    assert list(by_principal) == ["*"]  # the rule names no method
+    assert by_principal["*"]["deny"] == slot["namespaces"]["a"]["*"]["deny"]
+    assert slot["namespaces"]["a"]["*"]["allow"] == []
+
+
+def test_rego_data_by_caller_lists_a_rule_under_each_method() -> None:
+    rule = workload.RuleSpec(
+        "r0",
+        "svc-0.ops",
+        "allow",
+        ("GET", "HEAD"),
+        ("/a",),
+        (workload.Source("namespace", "a"),),
+    )
+    service = workload.Service("svc-0.ops", "ops", ("orders",))
+    mesh = workload.Mesh(1, workload.TRUST_DOMAIN, workload.NAMESPACES, (service,), (), (rule,))
+    by_method = engines.rego_data_by_caller(mesh)["services"]["svc-0.ops"]["namespaces"]["a"]
+    assert sorted(by_method) == ["GET", "HEAD"]
+    assert by_method["GET"]["allow"] == by_method["HEAD"]["allow"] != []
 
 
 def test_cedar_policy_text() -> None:
