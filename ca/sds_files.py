@@ -33,6 +33,9 @@ KEY_FILE = "key.pem"
 BUNDLE_FILE = "bundle.pem"
 SDS_CERT_CONFIG = "sds-cert.json"
 SDS_BUNDLE_CONFIG = "sds-bundle.json"
+# The names of the two secrets in those documents.
+CERT_SECRET = "spiffe_svid"
+BUNDLE_SECRET = "spiffe_bundle"
 _TMP_LINK = "..data_tmp"
 _SECRET = frozenset({KEY_FILE})
 _versions = itertools.count()
@@ -168,7 +171,7 @@ def write_svid_files_batch(
 
 
 def envoy_secrets(
-    directory: Path, cert_secret: str = "spiffe_svid", bundle_secret: str = "spiffe_bundle"
+    directory: Path, cert_secret: str = CERT_SECRET, bundle_secret: str = BUNDLE_SECRET
 ) -> dict[str, dict[str, Any]]:
     """Envoy ``Secret`` resources reading this directory, keyed by secret name.
 
@@ -199,7 +202,7 @@ def envoy_secrets(
 
 
 def write_envoy_sds_configs(
-    directory: Path, cert_secret: str = "spiffe_svid", bundle_secret: str = "spiffe_bundle"
+    directory: Path, cert_secret: str = CERT_SECRET, bundle_secret: str = BUNDLE_SECRET
 ) -> tuple[Path, Path]:
     """Write the two file-based SDS documents Envoy's ``path_config_source`` points at
     (Envoy wants one secret per SDS file). Returns (certificate config, bundle config)."""

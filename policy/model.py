@@ -254,6 +254,20 @@ class PolicySet:
     def rules(self) -> list[Rule]:
         return [r for s in self.services.values() for r in s.rules]
 
+    def request_headers(self) -> tuple[str, ...]:
+        """The request headers the rules read (lower-case, sorted): what a proxy must
+        send along with each check for those rules to see them."""
+        return tuple(
+            sorted(
+                {
+                    test.attribute.parts[2].lower()
+                    for rule in self.rules()
+                    for test in rule.tests()
+                    if test.attribute.parts[:2] == ("request", "headers")
+                }
+            )
+        )
+
     def needs_port(self, name: str) -> bool:
         """Whether ``name`` has a deny rule that holds on some ports only (in a block
         bound to a port, or with a `port` clause). A request to it whose port is unknown

@@ -9,11 +9,20 @@ in ``allowed_headers`` to meshward, and rewrites ``x-forwarded-client-cert`` wit
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from meshward.ca.sds_files import (
+    BUNDLE_SECRET,
+    CERT_SECRET,
+    SDS_BUNDLE_CONFIG,
+    SDS_CERT_CONFIG,
+)
 
 _T = "type.googleapis.com/envoy.extensions."
 HCM = _T + "filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -30,6 +39,13 @@ PEER_HEADER = "x-meshward-peer-uri-san"
 DESTINATION_HEADER = "x-meshward-destination"
 DESTINATION_PORT_HEADER = "x-meshward-destination-port"
 DESTINATION_PRINCIPAL_HEADER = "x-meshward-destination-principal"
+# What Envoy sets on the check request only (headers_to_add), never for the application.
+CHECK_HEADERS = (
+    PEER_HEADER,
+    DESTINATION_HEADER,
+    DESTINATION_PORT_HEADER,
+    DESTINATION_PRINCIPAL_HEADER,
+)
 # The port the request arrived on (the original destination port behind a redirect), and
 # the identity of the workload it arrived for (the URI SAN of the certificate it serves).
 LOCAL_PORT = "%DOWNSTREAM_LOCAL_PORT%"
@@ -55,10 +71,36 @@ class EnvoyOptions:
     authz_port: int | None = None
     admin_port: int = 9901
     destination: str = "app"  # empty: meshward maps the workload identity or the Host
-    tls_dir: str | None = None  # cert.pem, key.pem, bundle.pem: require mTLS downstream
+    # cert.pem, key.pem, bundle.pem and their SDS documents: require mTLS downstream
+    tls_dir: str | None = None
     timeout_ms: int = 250
     check_prefix: str = "/check"
     listen_host: str = "127.0.0.1"
+    # Client headers the policy reads (HTTP mode sends only those listed; gRPC sends all).
+    headers: tuple[str, ...] = ()
+
+
+# An HTTP field name (RFC 9110's token).
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def forwarded_headers(names: Iterable[str]) -> tuple[str, ...]:
+    """Client headers to send along with each check: lower-case, sorted, without
+    duplicates or the ones Envoy always sends. Raises ValueError for a name that is no
+    header name, and for meshward's own headers, which only Envoy may set."""
+    out = set()
+    for name in names:
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"not a header name: {name!r}")
+        lower = name.lower()
+        if lower.startswith("x-meshward-"):
+            raise ValueError(f"{lower}: meshward's own headers are set by Envoy, never forwarded")
+        out.add(lower)
+    return tuple(sorted(out - _ALWAYS_SENT))
+
+
+# What Envoy's HTTP check sends anyway, and the XFCC header the config always forwards.
+_ALWAYS_SENT = {"host", ":authority", "content-length", "authorization", "x-forwarded-client-cert"}
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
@@ -87,17 +129,21 @@ def static_cluster(name: str, host: str, port: int, http2: bool = False) -> dict
 
 
 def tls_context(tls_dir: str | Path, downstream: bool, sni: str | None = None) -> dict[str, Any]:
-    """A transport socket with this directory's certificate, key and trust bundle;
-    downstream contexts require a client certificate (mTLS)."""
+    """A transport socket with this directory's certificate, key and trust bundle, read
+    through the file-based SDS documents beside them (``sds-cert.json``,
+    ``sds-bundle.json``: see :func:`meshward.ca.sds_files.write_envoy_sds_configs`). Envoy
+    reloads SDS secrets when the directory's files move, so a renewed certificate or a new
+    trust bundle is served without a restart; plain file names would be read once.
+    Downstream contexts require a client certificate (mTLS)."""
     d = Path(tls_dir)
+
+    def secret(name: str, document: str) -> dict[str, Any]:
+        source = {"path_config_source": {"path": str(d / document)}, "resource_api_version": "V3"}
+        return {"name": name, "sds_config": source}
+
     common = {
-        "tls_certificates": [
-            {
-                "certificate_chain": {"filename": str(d / "cert.pem")},
-                "private_key": {"filename": str(d / "key.pem")},
-            }
-        ],
-        "validation_context": {"trusted_ca": {"filename": str(d / "bundle.pem")}},
+        "tls_certificate_sds_secret_configs": [secret(CERT_SECRET, SDS_CERT_CONFIG)],
+        "validation_context_sds_secret_config": secret(BUNDLE_SECRET, SDS_BUNDLE_CONFIG),
     }
     context: dict[str, Any]
     if downstream:
@@ -151,7 +197,8 @@ def ext_authz_filter(opts: EnvoyOptions) -> dict[str, Any]:
         }
         # Only these client headers reach meshward (beyond Host, Method, Path,
         # Content-Length and Authorization): never an identity header the client made up.
-        config["allowed_headers"] = {"patterns": [{"exact": "x-forwarded-client-cert"}]}
+        forwarded = ("x-forwarded-client-cert", *opts.headers)
+        config["allowed_headers"] = {"patterns": [{"exact": h} for h in forwarded]}
     else:
         config["grpc_service"] = {
             "envoy_grpc": {"cluster_name": "meshward_authz"},
@@ -183,7 +230,16 @@ def bootstrap(opts: EnvoyOptions) -> dict[str, Any]:
         "set_current_client_cert_details": {"uri": True},
         "route_config": {
             "name": "local",
-            "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": [route]}],
+            "virtual_hosts": [
+                {
+                    "name": "app",
+                    "domains": ["*"],
+                    "routes": [route],
+                    # Envoy sets these for meshward's check alone: a client's copies must
+                    # not reach the application either.
+                    "request_headers_to_remove": list(CHECK_HEADERS),
+                }
+            ],
         },
         "http_filters": [
             ext_authz_filter(opts),
@@ -214,9 +270,14 @@ def bootstrap(opts: EnvoyOptions) -> dict[str, Any]:
 
 
 def istio_snippet(
-    mode: str, host: str = ISTIO_SERVICE, port: int | None = None, check_prefix: str = "/check"
+    mode: str,
+    host: str = ISTIO_SERVICE,
+    port: int | None = None,
+    check_prefix: str = "/check",
+    headers: tuple[str, ...] = (),
 ) -> str:
-    """An Istio ``meshConfig.extensionProviders`` entry for a CUSTOM AuthorizationPolicy."""
+    """An Istio ``meshConfig.extensionProviders`` entry for a CUSTOM AuthorizationPolicy;
+    ``headers``: client headers the policy reads (HTTP mode forwards only those listed)."""
     port = port or DEFAULT_AUTHZ_PORTS[mode]
     if mode == "grpc":
         provider: dict[str, Any] = {
@@ -231,7 +292,11 @@ def istio_snippet(
                 "port": port,
                 "timeout": "0.25s",
                 "pathPrefix": check_prefix,
-                "includeRequestHeadersInCheck": ["authorization", "x-forwarded-client-cert"],
+                "includeRequestHeadersInCheck": [
+                    "authorization",
+                    "x-forwarded-client-cert",
+                    *headers,
+                ],
                 "includeAdditionalHeadersInCheck": {
                     PEER_HEADER: "%DOWNSTREAM_PEER_URI_SAN%",
                     DESTINATION_PORT_HEADER: LOCAL_PORT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,7 +69,24 @@ def register(subparsers: Any) -> None:
     envoy.add_argument(
         "--tls-dir",
         metavar="DIR",
-        help="require mTLS on the listener: DIR holds cert.pem, key.pem, bundle.pem",
+        type=Path,
+        help="require mTLS on the listener: DIR holds cert.pem, key.pem, bundle.pem (as "
+        "`meshward ca` writes them), read through SDS so renewals need no restart",
+    )
+    envoy.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a client header the policy reads (`request.headers[...]`): HTTP mode sends "
+        "meshward only the headers listed (repeatable)",
+    )
+    envoy.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="send along every client header these policy files or folders read (repeatable)",
     )
     envoy.add_argument("--timeout-ms", type=int, default=250, help="ext_authz call timeout")
     envoy.add_argument(
@@ -109,9 +127,24 @@ def _serve(args: argparse.Namespace) -> int:
 def _envoy_config(args: argparse.Namespace) -> int:
     from meshward.authz import envoy_config
 
+    from .loading import EXIT_USAGE, load_or_report
+
+    names = list(args.header)
+    if args.policy:
+        loaded = load_or_report(args.policy, "human")
+        if isinstance(loaded, int):
+            return loaded
+        names += loaded.policy.request_headers()
+    try:
+        headers = envoy_config.forwarded_headers(names)
+    except ValueError as exc:
+        print(f"meshward envoy-config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.istio:
         host = args.authz_host or envoy_config.ISTIO_SERVICE
-        snippet = envoy_config.istio_snippet(args.mode, host, args.authz_port, args.check_prefix)
+        snippet = envoy_config.istio_snippet(
+            args.mode, host, args.authz_port, args.check_prefix, headers
+        )
         sys.stdout.write(snippet)
         return 0
     options = envoy_config.EnvoyOptions(
@@ -122,9 +155,36 @@ def _envoy_config(args: argparse.Namespace) -> int:
         authz_port=args.authz_port,
         admin_port=args.admin_port,
         destination=args.destination,
-        tls_dir=args.tls_dir,
+        tls_dir=None if args.tls_dir is None else str(args.tls_dir.resolve()),
         timeout_ms=args.timeout_ms,
         check_prefix=args.check_prefix,
+        headers=headers,
     )
+    if args.tls_dir is not None and not _sds_documents(args.tls_dir):
+        return EXIT_USAGE
     sys.stdout.write(envoy_config.render_yaml(envoy_config.bootstrap(options)))
     return 0
+
+
+def _sds_documents(tls_dir: Path) -> bool:
+    """Make sure the TLS directory holds the SDS documents the listener reads its
+    certificate through (as `meshward ca ... --envoy-config` writes them): write them when
+    missing, saying so. False, with the reason on stderr, when that cannot be done."""
+    from meshward.ca.sds_files import SDS_BUNDLE_CONFIG, SDS_CERT_CONFIG, write_envoy_sds_configs
+
+    if not tls_dir.is_dir():
+        print(f"meshward envoy-config: --tls-dir {tls_dir}: not a directory", file=sys.stderr)
+        return False
+    if (tls_dir / SDS_CERT_CONFIG).is_file() and (tls_dir / SDS_BUNDLE_CONFIG).is_file():
+        return True
+    try:
+        written = write_envoy_sds_configs(tls_dir)
+    except OSError as exc:
+        print(f"meshward envoy-config: cannot write the SDS documents: {exc}", file=sys.stderr)
+        return False
+    names = " and ".join(str(path) for path in written)
+    print(
+        f"meshward envoy-config: wrote {names} (Envoy reads the certificate through them)",
+        file=sys.stderr,
+    )
+    return True

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
 from meshward.authz import envoy_config
 from meshward.ca.manager import TrustDomainCa
-from meshward.ca.sds_files import write_svid_files
+from meshward.ca.sds_files import write_envoy_sds_configs, write_svid_files
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.cli import main as cli_main
@@ -49,6 +50,9 @@ service app {{
 
   @id("no-admin")
   deny * /admin/{{**}}
+
+  @id("partners")
+  allow GET /partner/{{*}} from any when request.headers["X-Partner"] == "acme"
 }}
 
 service api {{
@@ -203,6 +207,26 @@ def test_decisions_through_envoy(
 
 
 @pytest.mark.parametrize("mode", ["http", "grpc"])
+def test_headers_the_policy_reads_reach_meshward(
+    mode: str, authz: AuthzServer, upstream: RecordingUpstream, workdir: Path, tmp_path: Path
+) -> None:
+    # HTTP mode sends meshward only the client headers it is told to: `--policy` lists
+    # those the rules read. gRPC mode sends every header.
+    authz_port = authz.port if mode == "http" else authz.grpc_port
+    assert authz_port is not None
+    told = ("--policy", str(workdir / "app.policy"))
+    with _envoy_for(mode, upstream.port, authz_port, tmp_path / "envoy", *told) as envoy:
+        port = envoy.listener_port("ingress")
+        assert _request(port, "GET", "/partner/1", {"x-partner": "acme"})[0] == 200
+        status, headers, _ = _request(port, "GET", "/partner/1", {"x-partner": "other"})
+        assert (status, headers["x-meshward-rule"]) == (403, "meshward:default")
+    if mode == "http":  # not told: the header never reaches meshward, and the allow fails
+        with _envoy_for(mode, upstream.port, authz_port, tmp_path / "untold") as envoy:
+            port = envoy.listener_port("ingress")
+            assert _request(port, "GET", "/partner/1", {"x-partner": "acme"})[0] == 403
+
+
+@pytest.mark.parametrize("mode", ["http", "grpc"])
 def test_required_jwt_is_401_through_envoy(
     mode: str,
     authz: AuthzServer,
@@ -309,6 +333,7 @@ def svids(workdir: Path) -> dict[str, Path]:
         directory = workdir / "svid" / name
         directory.mkdir(parents=True)
         write_svid_files(directory, ca.issue_x509(SpiffeId.parse(spiffe_id)), ca.bundle())
+        write_envoy_sds_configs(directory)
         out[name] = directory
     return out
 
@@ -417,7 +442,49 @@ def test_identity_from_mtls_handshake(
             status, _, _ = _request(backend_port, "GET", "/public/x", forged, other)
             assert status == 200
             assert upstream.received[-1].headers["x-meshward-principal"] == OTHER
+            # Nor does the forged header reach the application.
+            assert "x-meshward-peer-uri-san" not in upstream.received[-1].headers
             assert backend.stats()["http.ingress.ext_authz.denied"] == 1
+
+
+def _served_serial(port: int, client: Path) -> int:
+    """The serial number of the certificate the listener presents in a new handshake."""
+    import socket
+
+    context = _client_context(client)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+    upstream: RecordingUpstream, tmp_path: Path
+) -> None:
+    # `envoy-config --tls-dir` reads the SVID through file-based SDS (writing the two SDS
+    # documents, as none are there): when a renewal swaps `..data`, the next handshake
+    # gets the new certificate. Read as plain files, the first one would be served until
+    # it expired.
+    ca = TrustDomainCa.init(FileStore(tmp_path / "ca"), TD)
+    backend_id = SpiffeId.parse(f"spiffe://{TD}/ns/default/sa/backend")
+    served, client = tmp_path / "svid", tmp_path / "client"
+    served.mkdir()
+    client.mkdir()
+    write_svid_files(served, ca.issue_x509(backend_id), ca.bundle())
+    write_svid_files(client, ca.issue_x509(SpiffeId.parse(FRONTEND)), ca.bundle())
+    tls = ("--tls-dir", str(served))
+    with _envoy_for("http", upstream.port, free_port(), tmp_path / "envoy", *tls) as backend:
+        port = backend.listener_port("ingress")
+        first = _served_serial(port, client)
+        renewed = ca.issue_x509(backend_id)
+        write_svid_files(served, renewed, ca.bundle())
+        deadline = time.monotonic() + 20
+        while _served_serial(port, client) == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _served_serial(port, client) == renewed.leaf.serial_number != first
 
 
 @pytest.mark.parametrize("mode", ["http", "grpc"])

@@ -68,7 +68,12 @@ def test_tls_dir_requires_client_certificates() -> None:
     context = chain["transport_socket"]["typed_config"]
     assert context["require_client_certificate"] is True
     tls = context["common_tls_context"]
-    assert tls["validation_context"]["trusted_ca"]["filename"] == "/etc/svid/bundle.pem"
+    # Through file-based SDS, so that Envoy picks up renewed certificates and bundles.
+    [cert] = tls["tls_certificate_sds_secret_configs"]
+    assert cert["sds_config"]["path_config_source"]["path"] == "/etc/svid/sds-cert.json"
+    bundle = tls["validation_context_sds_secret_config"]["sds_config"]["path_config_source"]
+    assert bundle["path"] == "/etc/svid/sds-bundle.json"
+    assert "tls_certificates" not in tls and "validation_context" not in tls
 
 
 def test_render_round_trips_and_istio_snippets() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,55 @@ def test_envoy_config_follows_a_custom_check_prefix(capsys: pytest.CaptureFixtur
     assert main(["envoy-config", "--istio", "--check-prefix", "/authz"]) == 0
     [provider] = yaml.safe_load(capsys.readouterr().out)["meshConfig"]["extensionProviders"]
     assert provider["envoyExtAuthzHttp"]["pathPrefix"] == "/authz"
+
+
+def test_envoy_config_reads_the_tls_directory_through_sds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A relative --tls-dir is made absolute: Envoy may run from anywhere.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "svid").mkdir()
+    assert main(["envoy-config", "--tls-dir", "svid"]) == 0
+    out = capsys.readouterr()
+    assert "sds-cert.json" in out.err  # written, as the directory had no SDS documents
+    config = yaml.safe_load(out.out)
+    context = config["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"]
+    [cert] = context["typed_config"]["common_tls_context"]["tls_certificate_sds_secret_configs"]
+    document = Path(cert["sds_config"]["path_config_source"]["path"])
+    assert document == tmp_path / "svid" / "sds-cert.json"
+    secret = json.loads(document.read_text())["resources"][0]
+    assert secret["name"] == cert["name"]
+    assert secret["tls_certificate"]["watched_directory"]["path"] == str(tmp_path / "svid")
+    # Present already: left alone, and nothing said.
+    assert main(["envoy-config", "--tls-dir", "svid"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["envoy-config", "--tls-dir", "absent"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_envoy_config_forwards_the_headers_the_policy_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.policy").write_text(
+        'service app {\n  allow GET /x from any when request.headers["X-Partner"] == "acme"\n'
+        '  allow GET /y from any unless has request.headers["x-debug"]\n}\n'
+    )
+    args = ["envoy-config", "--policy", str(tmp_path), "--header", "X-Tenant"]
+    assert main(args) == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    authz = hcm["typed_config"]["http_filters"][0]["typed_config"]
+    forwarded = [p["exact"] for p in authz["allowed_headers"]["patterns"]]
+    assert forwarded == ["x-forwarded-client-cert", "x-debug", "x-partner", "x-tenant"]
+    assert main([*args, "--istio"]) == 0
+    [provider] = yaml.safe_load(capsys.readouterr().out)["meshConfig"]["extensionProviders"]
+    assert provider["envoyExtAuthzHttp"]["includeRequestHeadersInCheck"][-3:] == forwarded[1:]
+    # meshward's own headers are Envoy's to set; a policy with errors is reported.
+    assert main(["envoy-config", "--header", "x-meshward-peer-uri-san"]) == 2
+    assert "set by Envoy" in capsys.readouterr().err
+    assert main(["envoy-config", "--header", "bad name"]) == 2
+    (tmp_path / "b.policy").write_text("service app {\n  allow GET /x from nobody\n}\n")
+    assert main(["envoy-config", "--policy", str(tmp_path / "b.policy")]) == 1
 
 
 def test_serve_refuses_invalid_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
