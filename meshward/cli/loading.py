@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
-from meshward.policy import PolicyError, load_paths
+from meshward.policy import PolicyError, bundle, load_paths
 from meshward.policy.diagnostics import render_human, render_json
 from meshward.policy.loader import LoadedPolicy
 
@@ -14,6 +15,14 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 def load_or_report(paths: list[str], error_format: str) -> LoadedPolicy | int:
     """Load a policy set, or print every error and return the exit code."""
+    bundle = next((p for p in paths if _is_bundle(Path(p))), None)
+    if bundle is not None:
+        print(
+            f"meshward: {bundle} is a compiled bundle, and this command reads policy source "
+            "(a bundle keeps no source text); `meshward eval` accepts bundles",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         return load_paths(paths)
     except PolicyError as exc:
@@ -29,3 +38,16 @@ def load_or_report(paths: list[str], error_format: str) -> LoadedPolicy | int:
             print(json.dumps({"diagnostics": [], "error": str(exc)}, indent=2))
         print(f"meshward: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _is_bundle(path: Path) -> bool:
+    """Whether ``path`` is a file `meshward compile` wrote (its format marker comes first;
+    no policy text starts with `{`)."""
+    if path.suffix == ".policy" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False  # the loader reports it
+    return head.lstrip().startswith(b"{") and bundle.FORMAT.encode() in head

@@ -71,6 +71,16 @@ def test_compile_then_eval_json_lines_from_a_bundle(tmp_path: Path):
     assert [d["rules"][:1] or [None] for d in decisions] == [[c["rule"]] for c in cases]
 
 
+def test_source_commands_say_a_bundle_is_not_source(tmp_path: Path):
+    out = tmp_path / "policy.json"
+    meshward("compile", str(BOOKINFO), "-o", str(out))
+    request = '{"destination": "reviews.default", "method": "GET", "path": "/"}'
+    for args in (("explain", str(out), "--request", "-"), ("check", str(out))):
+        result = meshward(*args, stdin=request)
+        assert result.returncode == 2
+        assert "is a compiled bundle" in result.stderr and "payload" not in result.stderr
+
+
 def test_eval_refuses_a_tampered_bundle(tmp_path: Path):
     out = tmp_path / "policy.bundle"
     meshward("compile", str(BOOKINFO), "-o", str(out))

@@ -456,3 +456,24 @@ def test_fmt_hook_runs_through_pre_commit_try_repo(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr  # it changed a file
     assert "meshward fmt" in done.stdout and "Failed" in done.stdout
     assert messy.read_text() == 'trust_domain "t"\n\nservice s.x {\n  allow GET /a from any\n}\n'
+
+
+def _fenced(text: str, after: str, lang: str = "") -> str:
+    """The fenced block that follows ``after`` in ``text``."""
+    return text.split(after, 1)[1].split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_test_example_gives_the_documented_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = (ROOT / "docs" / "tooling.md").read_text()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "reviews.policy").write_text(_fenced(docs, "`policies/reviews.policy`:"))
+    section = docs.split("## `meshward test`", 1)[1]
+    (policies / "reviews.policytest.yaml").write_text(_fenced(section, "`.json`):", "yaml"))
+    console = _fenced(section, "rule: admin-only-ops", "console").splitlines()
+    command, expected = console[0].removeprefix("$ meshward ").split(), console[1:]
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 0
+    assert capsys.readouterr().out.splitlines() == expected
