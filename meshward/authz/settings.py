@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from meshward.policy.identity import SpiffeIdError, check_trust_domain
+
 # Asymmetric algorithms only: a shared-secret (HS*) or unsigned token is never accepted.
 SUPPORTED_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -126,23 +128,38 @@ class DestinationSettings(_Section):
 
 
 class IssuerSettings(_Section):
-    """One trusted JWT issuer and where its keys are."""
+    """One trusted JWT issuer and where its keys are: an ``issuer`` (the tokens' ``iss``),
+    or a SPIFFE ``trust_domain`` whose JWT-SVIDs (which need carry no ``iss``) are known
+    by their ``sub``, a SPIFFE ID in that trust domain."""
 
-    issuer: str
+    issuer: str | None = None
+    trust_domain: str | None = None
     audiences: list[str] = Field(min_length=1)
     jwks_file: Path | None = None
     jwks_url: str | None = None
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
     jwks_cache_seconds: float = Field(300, ge=1, le=86400)
 
+    @property
+    def name(self) -> str:
+        """The issuer, or the trust domain as a SPIFFE ID, for messages."""
+        return self.issuer or f"spiffe://{self.trust_domain}"
+
     @model_validator(mode="after")
     def _check(self) -> IssuerSettings:
+        if (self.issuer is None) == (self.trust_domain is None):
+            raise ValueError("an issuer sets exactly one of issuer and trust_domain")
+        if self.trust_domain is not None:
+            try:
+                check_trust_domain(self.trust_domain)
+            except SpiffeIdError as exc:
+                raise ValueError(f"trust_domain: {exc}") from None
         if (self.jwks_file is None) == (self.jwks_url is None):
-            raise ValueError(f"issuer {self.issuer}: set exactly one of jwks_file and jwks_url")
+            raise ValueError(f"issuer {self.name}: set exactly one of jwks_file and jwks_url")
         bad = sorted(set(self.algorithms) - SUPPORTED_ALGORITHMS)
         if bad:
             raise ValueError(
-                f"issuer {self.issuer}: algorithms {bad} are not allowed "
+                f"issuer {self.name}: algorithms {bad} are not allowed "
                 f"(choose from {sorted(SUPPORTED_ALGORITHMS)})"
             )
         return self

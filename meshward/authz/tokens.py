@@ -22,6 +22,8 @@ from typing import Any
 
 import jwt
 
+from meshward.policy.identity import peer_identity
+
 from .settings import IssuerSettings, JwtSettings
 
 log = logging.getLogger("meshward.authz.jwt")
@@ -148,7 +150,7 @@ class KeySet:
             keys = self._fetch()
         except Exception as exc:  # unreadable, unreachable, or not a JWKS at all
             # Keep the last good keys; a token signed by a key we cannot load fails.
-            log.warning("JWKS of issuer %s unavailable: %s", self._settings.issuer, exc)
+            log.warning("JWKS of issuer %s unavailable: %s", self._settings.name, exc)
         else:
             self._keys = keys  # one reference swap: readers see the old set or the new
             self._loaded_at = time.monotonic()
@@ -181,7 +183,7 @@ class KeySet:
                 keys[kid] = jwt.PyJWK(jwk).key
             except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
                 broken += 1
-                log.warning("skipping a JWK of issuer %s: %s", s.issuer, exc)
+                log.warning("skipping a JWK of issuer %s: %s", s.name, exc)
         if broken and not keys:
             # A publishing fault, not a rotation to no keys: keep the last good ones.
             raise ValueError(f"none of its {broken} key(s) could be read")
@@ -197,21 +199,21 @@ class JwtVerifier:
         self._cache: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
         self._failures: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._issuers = {
-            i.issuer: (
-                i,
-                KeySet(i, settings.jwks_min_refresh_seconds, settings.jwks_fetch_timeout_seconds),
-            )
+        entries = [
+            (i, KeySet(i, settings.jwks_min_refresh_seconds, settings.jwks_fetch_timeout_seconds))
             for i in settings.issuers
-        }
+        ]
+        self._issuers = {i.issuer: (i, k) for i, k in entries if i.issuer is not None}
+        # JWT-SVIDs, by the trust domain of their subject.
+        self._trust_domains = {i.trust_domain: (i, k) for i, k in entries if i.trust_domain}
 
     @property
     def enabled(self) -> bool:
-        return bool(self._issuers)
+        return bool(self._issuers or self._trust_domains)
 
     def load_keys(self) -> None:
         """Fetch every issuer's keys now, before serving (bounded by the fetch timeout)."""
-        for _, keyset in self._issuers.values():
+        for _, keyset in (*self._issuers.values(), *self._trust_domains.values()):
             keyset.load()
 
     def verify(self, token: str | None) -> JwtResult:
@@ -256,8 +258,7 @@ class JwtVerifier:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:  # not decodable, or a header pyjwt refuses (a kid
             return JwtResult(None, MALFORMED)  # that is not a string, a bad `crit`)
-        issuer = unverified.get("iss")
-        entry = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        entry = self._issuer_of(unverified)
         if entry is None:
             return JwtResult(None, UNKNOWN_ISSUER)
         settings, keyset = entry
@@ -276,7 +277,7 @@ class JwtVerifier:
                 audience=settings.audiences,
                 issuer=settings.issuer,
                 leeway=self._leeway,
-                options={"require": ["exp", "iss", "aud"]},
+                options={"require": ["exp", "iss" if settings.issuer else "sub", "aud"]},
             )
         except jwt.ExpiredSignatureError:
             return JwtResult(None, EXPIRED)
@@ -293,3 +294,17 @@ class JwtVerifier:
         except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
             return JwtResult(None, MALFORMED)
         return JwtResult(claims, None)
+
+    def _issuer_of(self, unverified: Mapping[str, Any]) -> tuple[IssuerSettings, KeySet] | None:
+        """Whose keys verify this token: the configured issuer its ``iss`` names, else the
+        trust domain of its ``sub`` when that is a SPIFFE ID (a JWT-SVID); the signature,
+        checked next with those keys only, is what makes either claim true."""
+        issuer = unverified.get("iss")
+        if isinstance(issuer, str) and issuer in self._issuers:
+            return self._issuers[issuer]
+        subject = unverified.get("sub")
+        if self._trust_domains and isinstance(subject, str):
+            identity = peer_identity(subject)
+            if identity is not None:
+                return self._trust_domains.get(identity.trust_domain)
+        return None

@@ -305,3 +305,54 @@ def test_unreachable_jwks_fails_closed(issuer: TestIssuer) -> None:
 )
 def test_bearer_token(header: str, token: str | None) -> None:
     assert bearer_token(header) == token
+
+
+def test_jwt_svids_of_a_trust_domain_are_verified_by_their_subject(tmp_path: Path) -> None:
+    # JWT-SVIDs need carry no `iss`: a `trust_domain` entry knows them by their subject's
+    # trust domain, and verifies them with that trust domain's JWKS bundle, as meshward's
+    # CA publishes it.
+    from meshward.ca.manager import TrustDomainCa
+    from meshward.ca.spiffe_id import SpiffeId
+    from meshward.ca.store import FileStore
+
+    ca = TrustDomainCa.init(FileStore(tmp_path / "ca"), "example.org")
+    jwks = tmp_path / "bundle.jwks"
+    jwks.write_text(json.dumps(ca.bundle().to_jwks()))
+    verifier = JwtVerifier(
+        JwtSettings(
+            issuers=[{"trust_domain": "example.org", "audiences": ["db"], "jwks_file": str(jwks)}]
+        )
+    )
+    web = SpiffeId.parse("spiffe://example.org/ns/default/sa/web")
+    token = ca.issue_jwt(web, ["db"])
+    assert "iss" not in pyjwt.decode(token, options={"verify_signature": False})
+    result = verifier.verify(token)
+    assert result.verified and result.claims is not None
+    assert result.claims["sub"] == str(web)
+    assert verifier.verify(ca.issue_jwt(web, ["cache"])).reason == tokens.WRONG_AUDIENCE
+
+    # Another trust domain's SVID is no issuer this one knows, even with the same keys'
+    # kid; a forged subject does not pass the signature check.
+    other = TrustDomainCa.init(FileStore(tmp_path / "other"), "other.org")
+    stranger = other.issue_jwt(SpiffeId.parse("spiffe://other.org/sa/x"), ["db"])
+    assert verifier.verify(stranger).reason == tokens.UNKNOWN_ISSUER
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    header = pyjwt.get_unverified_header(token)
+    key = ec.generate_private_key(ec.SECP256R1())
+    forged = pyjwt.encode(
+        {**claims, "sub": "spiffe://example.org/ns/ops/sa/admin"},
+        key,
+        algorithm="ES256",
+        headers={"kid": header["kid"]},
+    )
+    assert verifier.verify(forged).reason == tokens.BAD_SIGNATURE
+
+
+def test_an_issuer_names_either_an_issuer_or_a_trust_domain() -> None:
+    base = {"audiences": ["a"], "jwks_file": "/k.json"}
+    with pytest.raises(ValueError, match="exactly one of issuer and trust_domain"):
+        JwtSettings(issuers=[{**base, "issuer": "https://i", "trust_domain": "td"}])
+    with pytest.raises(ValueError, match="exactly one of issuer and trust_domain"):
+        JwtSettings(issuers=[base])
+    with pytest.raises(ValueError, match="trust_domain"):
+        JwtSettings(issuers=[{**base, "trust_domain": "Not A Domain"}])
