@@ -254,9 +254,36 @@ def load_settings(
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"{path}: the settings file holds a mapping at the top level")
-        data = loaded or {}
+        data = _relative_to_file(loaded or {}, Path(path).parent)
     token = _FLAGS.set(flags)
     try:
         return AuthzSettings(**data)
     finally:
         _FLAGS.reset(token)
+
+
+def _relative_to_file(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The file's relative paths (policy, bundle, JWKS files, decision log) read relative to
+    the file, as its reader would, not to wherever the server was started. Paths from the
+    environment and flags stay relative to the working directory."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str(base / value)
+        return value
+
+    policy = data.get("policy")
+    if isinstance(policy, dict):
+        if isinstance(policy.get("paths"), list):
+            policy["paths"] = [fix(p) for p in policy["paths"]]
+        if "bundle" in policy:
+            policy["bundle"] = fix(policy["bundle"])
+    jwt = data.get("jwt")
+    issuers = jwt.get("issuers") if isinstance(jwt, dict) else None
+    for issuer in issuers if isinstance(issuers, list) else ():
+        if isinstance(issuer, dict) and "jwks_file" in issuer:
+            issuer["jwks_file"] = fix(issuer["jwks_file"])
+    log = data.get("decision_log")
+    if isinstance(log, dict) and "path" in log and log["path"] != "-":
+        log["path"] = fix(log["path"])
+    return data

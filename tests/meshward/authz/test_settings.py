@@ -34,6 +34,28 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
     assert flagged.policy.bundle == Path("b")
 
 
+def test_relative_paths_in_the_file_are_relative_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "conf"
+    config.mkdir()
+    path = _write(
+        config,
+        "policy: {paths: [policies, /abs/p]}\n"
+        "jwt: {issuers: [{issuer: i, audiences: [a], jwks_file: keys/jwks.json}]}\n"
+        "decision_log: {path: logs/d.jsonl}\n",
+    )
+    monkeypatch.chdir(tmp_path)  # started elsewhere: the file's paths do not move
+    settings = load_settings(Path("conf") / "authz.yaml")
+    assert settings.policy.paths == [Path("conf/policies"), Path("/abs/p")]
+    assert settings.jwt.issuers[0].jwks_file == Path("conf/keys/jwks.json")
+    assert settings.decision_log.path == "conf/logs/d.jsonl"
+    # stdout stays stdout; flags and the environment stay relative to the working folder.
+    path.write_text("policy: {paths: [p]}\ndecision_log: {path: '-'}\n")
+    settings = load_settings(path, {"policy": {"paths": ["q"]}})
+    assert (settings.policy.paths, settings.decision_log.path) == ([Path("q")], "-")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
