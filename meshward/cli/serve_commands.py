@@ -63,8 +63,9 @@ def register(subparsers: Any) -> None:
     envoy.add_argument(
         "--destination",
         default="app",
-        help="service name sent to meshward for this listener (empty: meshward names it "
-        "from the workload's SPIFFE ID or the Host, see destination.principals)",
+        help="service name sent to meshward for this listener (default: app; empty: "
+        "meshward names it from the workload's SPIFFE ID or the Host, see "
+        "destination.principals)",
     )
     envoy.add_argument(
         "--tls-dir",
