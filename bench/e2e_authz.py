@@ -635,6 +635,9 @@ class ReloadRun:
     quiet: OpenLoopResult
     busy: OpenLoopResult
     seconds: float  # the reload's own duration, as meshward reports it
+    # Checks Envoy counted as failed (timeout, refused, 5xx) while the reload ran: Envoy
+    # answers them with its status_on_error, a 403 that looks like any deny.
+    check_errors: int = 0
 
     @property
     def p99_ratio(self) -> float:
@@ -662,11 +665,26 @@ def reload_under_load(
                 took.append(json.loads(response.read())["seconds"])
 
         thread = threading.Thread(target=trigger)
+        errors = _check_errors(envoy)
         thread.start()
         busy = open_loop(port, corpus, 1000, seconds)
         thread.join()
-        runs.append(ReloadRun(quiet, busy, took[0] if took else float("nan")))
+        errors = _check_errors(envoy) - errors
+        runs.append(ReloadRun(quiet, busy, took[0] if took else float("nan"), errors))
     return runs
+
+
+def envoy_version() -> str:
+    """The version the Envoy binary reports (``envoy --version``)."""
+    out = subprocess.run(
+        [envoy_binary(), "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    match = re.search(r"/(\d+\.\d+\.\d+)/", out.stdout)
+    return match.group(1) if match else "(version unknown)"
+
+
+def _check_errors(envoy: Envoy) -> int:
+    return envoy.stats().get("http.ingress.ext_authz.error", 0)
 
 
 def run(args: argparse.Namespace) -> str:
@@ -809,7 +827,8 @@ def report(
     lines = [
         HEADING,
         "",
-        f"Machine: {machine()}. Envoy 1.40 (`--concurrency 1`), load generator and the authz "
+        f"Machine: {machine()}. Envoy {envoy_version()} (`--concurrency 1`), load generator "
+        "and the authz "
         "server share the machine's cores. Envoy answers allowed requests itself (direct "
         "response), so only the authorization path differs between rows. CPU per request: "
         "each process's user and system time over the closed-loop run (from `/proc`; wrk's "
@@ -890,7 +909,8 @@ def report(
             )
     if reload:
         ratio = statistics.median(r.p99_ratio for r in reload)
-        failed = sum(r.busy.failed for r in reload)
+        check_errors = sum(r.check_errors for r in reload)
+        failed = sum(r.busy.failed for r in reload) + check_errors
         pairs = "; ".join(
             f"{_ms(r.quiet.percentile(0.99))} → {_ms(r.busy.percentile(0.99))} ms "
             f"({r.p99_ratio:.2f}×, reload {r.seconds:.2f} s)"
@@ -902,7 +922,8 @@ def report(
             f"{corpus.files} files, all {args.rules:,} rules checked and recompiled): median "
             f"p99 ratio < {TARGET_RELOAD_P99:g}× and no failed request "
             f"| p99 {pairs}; median {ratio:.2f}×; {failed} failed "
-            f"({sum(r.busy.errors for r in reload)} unanswered, other statuses: {odd or 'none'}) "
+            f"({sum(r.busy.errors for r in reload)} unanswered, {check_errors} checks failed "
+            f"in Envoy, other statuses: {odd or 'none'}) "
             f"| {met(ratio < TARGET_RELOAD_P99 and failed == 0)} |"
         )
     return "\n".join(lines) + "\n"
