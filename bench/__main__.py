@@ -408,7 +408,8 @@ NOTES = (
     "regex per template — the floor of a hand-written script.",
     "- cedarpy: one `PolicySet` handle per destination (a rule is a `permit`/`forbid`; "
     'a namespace source is `principal in Namespace::"…"`; path templates are tests on '
-    "the path's segments passed in the context); request, entity and context built per call. "
+    "the path's segments passed in the context); request and context built per call, each "
+    "caller's entities kept as a pre-parsed `Entities` handle from its first call. "
     "*cedarpy (by caller)* slices once more: one set per (destination, caller), holding the "
     "policies that name the caller's principal or its namespace.",
     "- regorus: rules as data, one Rego module compiled with "

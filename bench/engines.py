@@ -233,6 +233,7 @@ class CedarEngine:
             for service, rules in mesh.rules_by_service().items()
         }
         self.rule_texts = sum(len(s) for s in self.sets.values())
+        self._callers = CedarCallers(cedarpy.Entities)
 
     name = "cedarpy"
     form = "one PolicySet per destination"
@@ -258,15 +259,7 @@ class CedarEngine:
         }
         if access.claims is not None:
             context["jwt"] = access.claims
-        namespace = workload_namespace(access.principal)
-        entities: list[dict[str, Any]]
-        if access.principal is None:
-            principal = {"type": "Anonymous", "id": ""}
-            entities = []
-        else:
-            principal = {"type": "Workload", "id": access.principal}
-            parents = [] if namespace is None else [{"type": "Namespace", "id": namespace}]
-            entities = [{"uid": principal, "attrs": {}, "parents": parents}]
+        principal, entities = self._callers.of(access.principal)
         request = {
             "principal": principal,
             "action": {"type": "Action", "id": access.method},
@@ -274,6 +267,32 @@ class CedarEngine:
             "context": context,
         }
         return bool(self._is_authorized(request, policies, entities).allowed)
+
+
+class CedarCallers:
+    """Each caller's principal and its entities (the workload, a child of its namespace)
+    as a pre-parsed ``cedarpy.Entities`` handle, built on first sight: a server would keep
+    them, as meshward keeps each caller's index masks."""
+
+    def __init__(self, entities: Any) -> None:
+        self._parse = entities.from_json_str
+        self._known: dict[str | None, tuple[dict[str, str], Any]] = {}
+
+    def of(self, caller: str | None) -> tuple[dict[str, str], Any]:
+        found = self._known.get(caller)
+        if found is None:
+            found = self._known[caller] = self._build(caller)
+        return found
+
+    def _build(self, caller: str | None) -> tuple[dict[str, str], Any]:
+        if caller is None:
+            return {"type": "Anonymous", "id": ""}, self._parse("[]")
+        principal = {"type": "Workload", "id": caller}
+        namespace = workload_namespace(caller)
+        parents = [] if namespace is None else [{"type": "Namespace", "id": namespace}]
+        return principal, self._parse(
+            json.dumps([{"uid": principal, "attrs": {}, "parents": parents}])
+        )
 
 
 class CedarByCallerEngine(CedarEngine):
@@ -290,6 +309,7 @@ class CedarByCallerEngine(CedarEngine):
         except ImportError as exc:
             raise PeerUnavailable("cedarpy is not installed") from exc
         self._is_authorized = cedarpy.is_authorized
+        self._callers = CedarCallers(cedarpy.Entities)
         parse = cedarpy.PolicySet.from_str
         self.sets = {}
         self.namespace_sets: dict[tuple[str, str], Any] = {}
