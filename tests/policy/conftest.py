@@ -154,7 +154,16 @@ _requests = st.builds(
     ),
     port=st.sampled_from([None, 8080, 9090]),
     host=st.sampled_from(
-        [None, "a.example.com", "b.svc.local", "svc.local", "A.EXAMPLE.COM:8080", "svc.local."]
+        [
+            None,
+            "a.example.com",
+            "b.svc.local",
+            "svc.local",
+            "A.EXAMPLE.COM:8080",
+            "svc.local.",
+            "evilsvc.local",
+            ".svc.local",
+        ]
     ),
     headers=st.sampled_from([{}, {"x-env": "prod"}, {"x-env": "dev"}]),
     principal=st.one_of(

@@ -110,6 +110,50 @@ def test_conditions_that_cannot_be_evaluated_fail_closed(policy):
     assert p.decide("s", path="/c", jwt={"n": 2}).allowed
 
 
+def test_a_deny_whose_condition_cannot_be_evaluated_matches(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          @id("deny-when") deny * /w when jwt.level == 2
+          @id("deny-not") deny * /n when not (jwt.level == 2)
+          @id("z-allow") allow * /e when jwt.a == 1
+          @id("a-allow") allow * /e when jwt.b == 1
+          allow * from any
+        }
+        """
+    )
+    for path, rule in (("/w", "deny-when"), ("/n", "deny-not")):
+        d = p.decide("s", path=path, jwt={})
+        assert not d.allowed and d.rule_ids == (rule,)
+        assert [(e.rule_id, e.message) for e in d.errors] == [(rule, "jwt.level is missing")]
+    assert p.decide("s", path="/n", jwt={"level": 2}).allowed
+    assert not p.decide("s", path="/n", jwt={"level": 3}).allowed
+    # Errors are reported by rule id, whatever the order of the rules.
+    d = p.decide("s", path="/e", jwt={})
+    assert [e.rule_id for e in d.errors] == ["a-allow", "z-allow"]
+
+
+def test_values_of_another_kind_and_null_claims(policy):
+    p = policy(
+        TD
+        + """
+        service s {
+          @id("level") allow * /l from any when jwt.level == 1
+          @id("role") allow * /r from any when has jwt.role
+          @id("glob") allow * /g from any when jwt.sub matches "svc-*"
+        }
+        """
+    )
+    d = p.decide("s", path="/l", jwt={"level": True})  # a bool is no number
+    assert not d.allowed and "bool" in d.errors[0].message
+    assert p.decide("s", path="/l", jwt={"level": 1.0}).allowed
+    assert not p.decide("s", path="/r", jwt={"role": None}).allowed  # null: absent
+    assert p.decide("s", path="/r", jwt={"role": ""}).allowed
+    assert p.decide("s", path="/g", jwt={"sub": "svc-a"}).allowed
+    assert not p.decide("s", path="/g", jwt={"sub": "evil-svc-a"}).allowed  # anchored
+
+
 def test_sources(policy):
     p = policy(
         TD
@@ -156,6 +200,9 @@ def test_operations_methods_hosts_ports(policy):
     assert not p.decide("s", "POST", "/r/1", **ok).allowed
     assert p.decide("s", "GET", "/r/1", host="a.svc.local", port=8080).allowed
     assert not p.decide("s", "GET", "/r/1", host="svc.local", port=8080).allowed
+    # A suffix pattern matches whole labels only.
+    for host in ("evilsvc.local", ".svc.local"):
+        assert not p.decide("s", "GET", "/r/1", host=host, port=8080).allowed
     assert not p.decide("s", "GET", "/r/1", host="api.example.com", port=8081).allowed
     assert not p.decide("s", "GET", "/r/1", port=8080).allowed
     assert p.decide("s", "POST", "/only-9090", port=9090).allowed

@@ -16,6 +16,9 @@ def test_workload_ids_expose_namespace_and_service_account():
     other = parse_spiffe_id("spiffe://example.org/billing/worker")
     assert other.namespace is None and other.path == "/billing/worker"
     assert other.namespace_key == ""
+    # Only the exact workload shape has a namespace: a longer path is another identity.
+    longer = parse_spiffe_id("spiffe://cluster.local/ns/web/sa/front-end/extra")
+    assert longer.namespace is None and longer.namespace_key == ""
 
 
 @pytest.mark.parametrize(

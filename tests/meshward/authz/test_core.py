@@ -10,6 +10,7 @@ from typing import Any
 
 from meshward.authz import core
 from meshward.authz.core import CheckInput
+from meshward.authz.metrics import AuthzMetrics
 from meshward.testing.jwt_issuer import TestIssuer
 
 MakeAuthorizer = Callable[..., core.Authorizer]
@@ -140,6 +141,41 @@ def test_verified_jwt_feeds_claims_and_upstream_headers(
     headers = dict(out.upstream_headers)
     assert headers["x-meshward-jwt-sub"] == "alice\\r\\nx-evil: 1"
     assert headers["x-meshward-jwt-scope"] == '["reviews:write"]'
+
+
+def test_claim_headers_are_removed_when_the_claim_is_absent(
+    make_authorizer: MakeAuthorizer, issuer: TestIssuer
+) -> None:
+    # A client's own copy of a claim header must not reach the application when the token
+    # does not carry that claim, or when there is no token at all.
+    authorizer = make_authorizer(jwt=True, upstream_headers={"claims": {"sub": "x-jwt-sub"}})
+    token = issuer.token({"scope": ["reviews:write"]})  # no `sub`
+    for headers in ({"authorization": f"Bearer {token}", "x-jwt-sub": "alice"}, {}):
+        out = authorizer.check(_input("GET", "/public/a", headers=headers), "http")
+        assert out.allowed
+        assert "x-jwt-sub" in out.remove_headers
+        assert "x-jwt-sub" not in dict(out.upstream_headers)
+
+
+def test_a_failure_to_record_does_not_change_the_decision(
+    make_authorizer: MakeAuthorizer,
+) -> None:
+    # Metrics that fail to record: the decision stands, and nothing escapes the check.
+    made = make_authorizer()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the registry is broken")
+
+    class Broken(AuthzMetrics):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decision = broken
+
+    authorizer = core.Authorizer(made.settings, made.holder, Broken(), made.decision_log)
+    allowed = authorizer.check(_input(principal=PRODUCTPAGE), "http")
+    assert allowed.allowed and allowed.rule == "reviews-read"
+    denied = authorizer.check(_input(path="/admin/x", principal=PRODUCTPAGE), "http")
+    assert not denied.allowed and denied.rule == "admin-only-ops"
 
 
 def test_failed_jwt_never_feeds_claims_and_says_why(

@@ -66,6 +66,8 @@ def test_the_port_comes_from_envoys_port_header_not_the_host() -> None:
         ("a:x", "a", None),
         ("a:\u00b2", "a", None),  # a digit to str.isdigit, not to int()
         ("a:\u0663", "a", None),  # a decimal digit, but not an ASCII one
+        ("a:000080", "a", None),  # more than five digits is no port
+        ("a:" + "9" * 5000, "a", None),  # nor a number int() would refuse
     ],
 )
 def test_host_parts(host: str, name: str, port: int | None) -> None:

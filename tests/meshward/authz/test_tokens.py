@@ -146,6 +146,59 @@ def test_a_jwk_with_an_odd_kid_is_skipped_and_the_others_serve(
     assert verifier.verify(issuer.token()).verified
 
 
+def _write_keys(path: Path, issuer: TestIssuer, kids: set[str], **extra: str) -> Path:
+    keys = [{**k, **extra} for k in issuer.jwks()["keys"] if k["kid"] in kids]
+    path.write_text(json.dumps({"keys": keys}))
+    return path
+
+
+def test_a_key_dropped_from_the_jwks_stops_verifying(issuer: TestIssuer, tmp_path: Path) -> None:
+    # Rotation: the issuer publishes k2 and withdraws k1. Once the verifier rereads the
+    # JWKS (for an unknown kid, or when its copy ages out), a new token under k1 fails.
+    first = issuer.kid
+    path = _write_keys(tmp_path / "jwks.json", issuer, {first})
+    verifier = _verifier(
+        issuer,
+        {"jwks_cache_seconds": 1},
+        source={"jwks_file": str(path)},
+        jwks_min_refresh_seconds=0,
+    )
+    assert verifier.verify(issuer.token({"sub": "a"})).verified
+    second = issuer.add_key()
+    _write_keys(path, issuer, {second})
+    assert verifier.verify(issuer.token({"sub": "b"})).verified  # unknown kid: reread
+    withdrawn = issuer.token({"sub": "c"}, kid=first)
+    assert verifier.verify(withdrawn).reason == tokens.UNKNOWN_KEY
+    # Withdrawn while no new kid asks for a reread: gone once the copy ages out.
+    _write_keys(path, issuer, {first, second})
+    assert verifier.verify(issuer.token({"sub": "d"}, kid=first)).verified
+    _write_keys(path, issuer, {second})
+    assert verifier.verify(issuer.token({"sub": "e"}, kid=first)).verified  # still cached
+    time.sleep(1.1)  # jwks_cache_seconds
+    assert verifier.verify(issuer.token({"sub": "f"}, kid=first)).reason == tokens.UNKNOWN_KEY
+
+
+def test_only_signing_keys_verify_and_a_kid_is_needed_among_several(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    # A key published for X.509-SVIDs is not a JWT key.
+    path = _write_keys(tmp_path / "x509.json", issuer, {issuer.kid}, use="x509-svid")
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(path)})
+    assert verifier.verify(issuer.token()).reason == tokens.UNKNOWN_KEY
+    # Without a kid, the only key verifies; with two keys, neither is guessed.
+    claims = {"iss": issuer.issuer, "aud": issuer.audience, "exp": int(time.time()) + 60}
+    signer = ec.generate_private_key(ec.SECP256R1())
+    no_kid = pyjwt.encode(claims, signer, algorithm="ES256")
+    jwk = json.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(signer.public_key()))
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"keys": [jwk]}))
+    assert _verifier(issuer, {}, source={"jwks_file": str(one)}).verify(no_kid).verified
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps({"keys": [{**jwk, "kid": "a"}, *issuer.jwks()["keys"]]}))
+    verifier = _verifier(issuer, {}, source={"jwks_file": str(two)})
+    assert verifier.verify(no_kid).reason == tokens.UNKNOWN_KEY
+
+
 def test_leeway_is_bounded_skew(issuer: TestIssuer, tmp_path: Path) -> None:
     path = issuer.write_jwks(tmp_path / "jwks.json")
     lenient = _verifier(issuer, {}, source={"jwks_file": str(path)}, leeway_seconds=60)

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshward.authz import xfcc
-from meshward.authz.xfcc import XfccElement, XfccError, parse_xfcc, peer_spiffe_id
+from meshward.authz.xfcc import (
+    MAX_HEADER_BYTES,
+    XfccElement,
+    XfccError,
+    parse_xfcc,
+    peer_spiffe_id,
+)
 
 PEER = "spiffe://cluster.local/ns/default/sa/frontend"
 PROXY = "spiffe://cluster.local/ns/default/sa/backend"
@@ -58,9 +64,20 @@ def test_multiple_elements_the_last_is_the_immediate_peer() -> None:
         f"URI={PEER};",  # trailing separator
         f"URI={PEER},",
         f"URI=a=b;URI={PEER}",
+        f'Subject="a"xURI={PEER}',  # text after a closing quote, before a valid URI
+        f"Hash=a=b;URI={PEER}",  # `=` in an unquoted value
     ],
 )
 def test_malformed_headers_are_errors(header: str) -> None:
+    with pytest.raises(XfccError):
+        parse_xfcc(header)
+    assert peer_spiffe_id(header) is None
+
+
+def test_a_header_past_the_size_cap_gives_no_identity() -> None:
+    padding = "x" * MAX_HEADER_BYTES
+    header = f'Subject="{padding}";URI={PEER}'
+    assert peer_spiffe_id(f"URI={PEER}") == PEER
     with pytest.raises(XfccError):
         parse_xfcc(header)
     assert peer_spiffe_id(header) is None
