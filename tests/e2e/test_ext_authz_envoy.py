@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
 
 from meshward.authz import envoy_config
 from meshward.ca.manager import TrustDomainCa
@@ -28,6 +27,7 @@ from meshward.cli import main as cli_main
 from meshward.testing.authz_server import AuthzServer, free_port
 from meshward.testing.envoy import Envoy
 from meshward.testing.jwt_issuer import TestIssuer
+from meshward.testing.tls import client_context, served_serial
 from meshward.testing.upstream import RecordingUpstream
 
 pytestmark = pytest.mark.e2e
@@ -391,14 +391,6 @@ def _frontend_config(backend_port: int, svid: Path) -> dict[str, Any]:
     }
 
 
-def _client_context(svid: Path) -> ssl.SSLContext:
-    """A TLS client holding ``svid``; SPIFFE certificates carry no DNS name to check."""
-    context = ssl.create_default_context(cafile=str(svid / "bundle.pem"))
-    context.check_hostname = False
-    context.load_cert_chain(svid / "cert.pem", svid / "key.pem")
-    return context
-
-
 @pytest.mark.parametrize("identity", ["header", "xfcc"])
 def test_identity_from_mtls_handshake(
     identity: str,
@@ -436,7 +428,7 @@ def test_identity_from_mtls_handshake(
                 "x-meshward-peer-uri-san": FRONTEND,
                 "x-forwarded-client-cert": f"URI={FRONTEND}",
             }
-            other = _client_context(svids["other"])
+            other = client_context(svids["other"])
             status, headers, _ = _request(backend_port, "GET", "/reviews/7", forged, other)
             assert status == 403 and headers["x-meshward-rule"] == "meshward:default"
             status, _, _ = _request(backend_port, "GET", "/public/x", forged, other)
@@ -445,20 +437,6 @@ def test_identity_from_mtls_handshake(
             # Nor does the forged header reach the application.
             assert "x-meshward-peer-uri-san" not in upstream.received[-1].headers
             assert backend.stats()["http.ingress.ext_authz.denied"] == 1
-
-
-def _served_serial(port: int, client: Path) -> int:
-    """The serial number of the certificate the listener presents in a new handshake."""
-    import socket
-
-    context = _client_context(client)
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
 
 
 def test_a_renewed_certificate_is_served_without_a_restart(
@@ -478,13 +456,13 @@ def test_a_renewed_certificate_is_served_without_a_restart(
     tls = ("--tls-dir", str(served))
     with _envoy_for("http", upstream.port, free_port(), tmp_path / "envoy", *tls) as backend:
         port = backend.listener_port("ingress")
-        first = _served_serial(port, client)
+        first = served_serial(port, client)
         renewed = ca.issue_x509(backend_id)
         write_svid_files(served, renewed, ca.bundle())
         deadline = time.monotonic() + 20
-        while _served_serial(port, client) == first and time.monotonic() < deadline:
+        while served_serial(port, client) == first and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _served_serial(port, client) == renewed.leaf.serial_number != first
+        assert served_serial(port, client) == renewed.leaf.serial_number != first
 
 
 @pytest.mark.parametrize("mode", ["http", "grpc"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import http.server
 import re
-import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -22,9 +20,7 @@ from cryptography import x509
 from meshward.ca.manager import TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy, Rotator, Workload
 from meshward.ca.sds_files import (
-    BUNDLE_FILE,
     CERT_FILE,
-    KEY_FILE,
     SDS_BUNDLE_CONFIG,
     SDS_CERT_CONFIG,
     write_envoy_sds_configs,
@@ -32,6 +28,7 @@ from meshward.ca.sds_files import (
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.testing.envoy import Envoy
+from meshward.testing.tls import served_serial
 
 pytestmark = pytest.mark.e2e
 
@@ -231,20 +228,6 @@ def _envoy_holds(envoy: Envoy, serial: int) -> bool:
     return False
 
 
-def _handshake_serial(port: int, client_dir: Path) -> int:
-    """A fresh TLS handshake with the backend, as the frontend workload: the server's serial."""
-    context = ssl.create_default_context(cafile=str(client_dir / BUNDLE_FILE))
-    context.check_hostname = False
-    context.load_cert_chain(client_dir / CERT_FILE, client_dir / KEY_FILE)
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
-
-
 class Traffic:
     """A request loop through the frontend Envoy, counting every failure; it runs until
     stopped, and at most ``limit`` requests."""
@@ -300,7 +283,7 @@ def test_mtls_survives_workload_intermediate_and_root_rotation(
                 )
                 _wait_until(lambda: traffic.done >= before + 30, f"traffic after {step}")
                 assert _norm(App.seen[-1]) == format(new_front, "x"), step
-                assert _handshake_serial(back_port, front_dir) == new_back, step
+                assert served_serial(back_port, front_dir) == new_back, step
 
             # 1. workload certificates renewed, same CA
             old = _serial(front_dir)
