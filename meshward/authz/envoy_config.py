@@ -90,13 +90,15 @@ def forwarded_headers(names: Iterable[str]) -> tuple[str, ...]:
     header name, and for meshward's own headers, which only Envoy may set."""
     out = set()
     for name in names:
+        lower = name.lower()
+        if lower in _ALWAYS_SENT:
+            continue
         if not _FIELD_NAME.fullmatch(name):
             raise ValueError(f"not a header name: {name!r}")
-        lower = name.lower()
         if lower.startswith("x-meshward-"):
             raise ValueError(f"{lower}: meshward's own headers are set by Envoy, never forwarded")
         out.add(lower)
-    return tuple(sorted(out - _ALWAYS_SENT))
+    return tuple(sorted(out))
 
 
 # What Envoy's HTTP check sends anyway, and the XFCC header the config always forwards.

@@ -15,10 +15,10 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 def load_or_report(paths: list[str], error_format: str) -> LoadedPolicy | int:
     """Load a policy set, or print every error and return the exit code."""
-    bundle = next((p for p in paths if _is_bundle(Path(p))), None)
-    if bundle is not None:
+    compiled = next((p for p in paths if _is_bundle(Path(p))), None)
+    if compiled is not None:
         print(
-            f"meshward: {bundle} is a compiled bundle, and this command reads policy source "
+            f"meshward: {compiled} is a compiled bundle, and this command reads policy source "
             "(a bundle keeps no source text); `meshward eval` accepts bundles",
             file=sys.stderr,
         )
