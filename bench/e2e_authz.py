@@ -3,7 +3,9 @@
 Variants, each behind the same Envoy listener answering with a direct response (so the
 upstream costs nothing and only the authorization path differs):
 
-- plain Envoy (no authorization), Envoy's native RBAC filter (20 policies, the in-proxy floor),
+- plain Envoy (no authorization), and Envoy's native RBAC filter enforcing the same rules
+  (translated by ``rbac_filters``, JWTs verified by Envoy's ``jwt_authn``): the in-proxy
+  alternative,
 - ext_authz HTTP to an always-allow bare-ASGI server on uvicorn (the ceiling for a Python
   HTTP callout), to a bare-ASGI server that denies every other check (the same ceiling with
   Envoy's cost of denials), and to meshward HTTP mode,
@@ -48,7 +50,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,16 @@ from meshward.testing.jwt_issuer import TestIssuer
 from meshward.testing.processes import terminate
 
 from .__main__ import machine, publish
-from .workload import generate_mesh, generate_requests, render_meshward
+from .workload import (
+    TRUST_DOMAIN,
+    Mesh,
+    NaiveScan,
+    RuleSpec,
+    generate_mesh,
+    generate_requests,
+    path_regex,
+    render_meshward,
+)
 
 HEADING = "## ext_authz through Envoy"
 # The folder holding the `bench` package as imported (a link to it when `./dev bench` runs
@@ -295,12 +306,15 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.
 # --- Envoy configurations -----------------------------------------------------------------
 
 
-def envoy_variant(kind: str, authz_port: int | None = None) -> dict[str, Any]:
+def envoy_variant(
+    kind: str, authz_port: int | None = None, rbac: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     """The bench bootstrap: the generated meshward bootstrap with a direct-response route.
 
-    ``kind``: ``plain``, ``rbac``, ``http`` or ``grpc``. The load generator stands in for a
-    client-side Envoy, so XFCC is forwarded as sent (ALWAYS_FORWARD_ONLY) instead of rewritten
-    from a handshake, and the destination comes from the Host, as meshward maps it.
+    ``kind``: ``plain``, ``rbac`` (with the ``rbac`` filters), ``http`` or ``grpc``. The
+    load generator stands in for a client-side Envoy, so XFCC is forwarded as sent
+    (ALWAYS_FORWARD_ONLY) instead of rewritten from a handshake, and the destination comes
+    from the Host, as meshward maps it.
     """
     mode = "grpc" if kind == "grpc" else "http"
     opts = envoy_config.EnvoyOptions(
@@ -321,7 +335,7 @@ def envoy_variant(kind: str, authz_port: int | None = None) -> dict[str, Any]:
     router = hcm["http_filters"][-1]
     if kind in ("plain", "rbac"):
         config["static_resources"]["clusters"] = []
-        hcm["http_filters"] = [router] if kind == "plain" else [rbac_filter(), router]
+        hcm["http_filters"] = [*rbac, router]
         return config
     authz = hcm["http_filters"][0]["typed_config"]
     if mode == "http":
@@ -336,36 +350,85 @@ def envoy_variant(kind: str, authz_port: int | None = None) -> dict[str, Any]:
     return config
 
 
-def rbac_filter(policies: int = 20) -> dict[str, Any]:
-    """Envoy's RBAC filter with ``policies`` ALLOW policies of method, path prefix and caller."""
-    rules = {}
-    for i in range(policies):
-        rules[f"p{i:02d}"] = {
-            "permissions": [
-                {
-                    "and_rules": {
-                        "rules": [
-                            {"header": {"name": ":method", "string_match": {"exact": "GET"}}},
-                            {"url_path": {"path": {"prefix": f"/api/v{1 + i % 2}/"}}},
-                        ]
-                    }
-                }
-            ],
-            "principals": [
-                {
-                    "header": {
-                        "name": "x-forwarded-client-cert",
-                        "string_match": {"contains": f"/sa/svc-{i}"},
-                    }
-                }
-            ],
-        }
+RBAC_ROW = "Envoy RBAC filter (the same rules, JWTs by jwt_authn)"
+DECIDING_ROWS = (RBAC_ROW, "HTTP → meshward", "gRPC → meshward")
+_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+_JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+JWT_FILTER = "envoy.filters.http.jwt_authn"
+
+
+def rbac_filters(mesh: Mesh, issuer: TestIssuer) -> list[dict[str, Any]]:
+    """The workload as Envoy would enforce it without meshward: ``jwt_authn`` verifies the
+    bearer token (a missing or failed one lets the request on without claims, as meshward
+    treats it) and puts its payload in the request's metadata; an RBAC filter with one DENY
+    policy per deny rule, then one with an ALLOW policy per allow rule. A policy names the
+    destination (``:authority``), the methods, the path templates (as regular expressions),
+    the callers (by the URI in the XFCC header, as meshward reads them here) and the claim
+    condition (a metadata matcher on the payload)."""
+    policies: dict[str, dict[str, dict[str, Any]]] = {"allow": {}, "deny": {}}
+    for rule in mesh.rules:
+        policies[rule.effect][rule.rule_id] = _rbac_policy(rule)
+    provider = {
+        "issuer": issuer.issuer,
+        "audiences": [issuer.audience],
+        "local_jwks": {"inline_string": json.dumps(issuer.jwks())},
+        "forward": True,
+        "payload_in_metadata": "payload",
+    }
+    either = [{"provider_name": "bench"}, {"allow_missing_or_failed": {}}]
+    jwt_authn = {
+        "@type": _JWT_AUTHN,
+        "providers": {"bench": provider},
+        "rules": [
+            {"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": either}}}
+        ],
+    }
+    return [
+        {"name": JWT_FILTER, "typed_config": jwt_authn},
+        *(
+            {
+                "name": f"envoy.filters.http.rbac.{action.lower()}",
+                "typed_config": {
+                    "@type": _RBAC,
+                    "rules": {"action": action, "policies": policies[action.lower()]},
+                },
+            }
+            for action in ("DENY", "ALLOW")
+        ),
+    ]
+
+
+def _rbac_policy(rule: RuleSpec) -> dict[str, Any]:
+    def header(name: str, match: dict[str, Any]) -> dict[str, Any]:
+        return {"header": {"name": name, "string_match": match}}
+
+    permission = [header(":authority", {"exact": rule.service})]
+    if rule.methods is not None:
+        methods = [header(":method", {"exact": m}) for m in rule.methods]
+        permission.append({"or_rules": {"rules": methods}})
+    paths = [{"url_path": {"path": {"safe_regex": {"regex": path_regex(p)}}}} for p in rule.paths]
+    permission.append({"or_rules": {"rules": paths}})
+    callers = []
+    for source in rule.sources:
+        if source.kind == "principal":
+            uri = {"suffix": f";URI={source.value}"}
+        else:  # any workload of the namespace
+            prefix = re.escape(f";URI=spiffe://{TRUST_DOMAIN}/ns/{source.value}/sa/")
+            uri = {"safe_regex": {"regex": f".*{prefix}[^/;,]+"}}
+        callers.append(header("x-forwarded-client-cert", uri))
+    principal: dict[str, Any] = {"or_ids": {"ids": callers}}
+    if rule.claim is not None:
+        path = [{"key": "payload"}, {"key": rule.claim.claim}]
+        exact = {"exact": rule.claim.value}
+        # `scope contains` a list element; `tier ==` a string
+        value: dict[str, Any] = {"string_match": exact}
+        if rule.claim.op == "contains":
+            value = {"list_match": {"one_of": value}}
+        claim = {"metadata": {"filter": JWT_FILTER, "path": path, "value": value}}
+        principal = {"and_ids": {"ids": [principal, claim]}}
     return {
-        "name": "envoy.filters.http.rbac",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-            "rules": {"action": "ALLOW", "policies": rules},
-        },
+        "permissions": [{"and_rules": {"rules": permission}}],
+        "principals": [principal],
     }
 
 
@@ -381,6 +444,8 @@ class Corpus:
     jwks: Path
     issuer: TestIssuer
     hosts: dict[str, str]
+    mesh: Mesh
+    expected: list[bool]  # each request's decision, by the naive scan, as it is sent
     files: int = 0
     with_jwt: int = 0
     with_identity: int = 0
@@ -399,6 +464,8 @@ def build_corpus(rules: int, count: int, workdir: Path) -> Corpus:
     issuer = TestIssuer()
     tokens: dict[str, str] = {}
     out = []
+    expected = []
+    naive = NaiveScan(mesh)
     with_jwt = with_identity = 0
     for i, access in enumerate(accesses):
         lines = [f"{access.method} {access.path} HTTP/1.1", f"Host: {access.destination}"]
@@ -413,9 +480,35 @@ def build_corpus(rules: int, count: int, workdir: Path) -> Corpus:
             lines.append(f"Authorization: Bearer {tokens[key]}")
             with_jwt += 1
         out.append(("\r\n".join(lines) + "\r\n\r\n").encode())
+        sent = replace(access, claims=dict(access.claims or {}) if i % 2 == 0 else None)
+        expected.append(naive.decide(sent))
     hosts = {s.name: s.name for s in mesh.services}
     jwks = issuer.write_jwks(workdir / "jwks.json")
-    return Corpus(out, policy_dir, jwks, issuer, hosts, len(texts), with_jwt, with_identity)
+    return Corpus(
+        out, policy_dir, jwks, issuer, hosts, mesh, expected, len(texts), with_jwt, with_identity
+    )
+
+
+def decisions_through(port: int, corpus: Corpus) -> list[bool | None]:
+    """Each corpus request sent once through the Envoy listening on ``port``: allowed
+    (200), denied (401 or 403), or None for any other answer."""
+    import http.client
+
+    out: list[bool | None] = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for raw in corpus.requests:
+            head = raw.decode().split("\r\n")
+            method, path, _ = head[0].split(" ")
+            headers = dict(line.split(": ", 1) for line in head[1:] if line)
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            status = response.status
+            out.append(True if status == 200 else False if status in (401, 403) else None)
+    finally:
+        conn.close()
+    return out
 
 
 def meshward_settings(corpus: Corpus, workdir: Path, grpc: bool) -> dict[str, Any]:
@@ -570,6 +663,8 @@ class Row:
     cpu_runs: list[tuple[float | None, float | None, float]] = field(default_factory=list)
     latency: dict[int, OpenLoopResult] = field(default_factory=dict)
     ext_authz: dict[str, int] = field(default_factory=dict)
+    # Requests decided as the naive scan decides them, of all (rows that decide only).
+    agreement: tuple[int, int] | None = None
 
     @property
     def rps(self) -> float:
@@ -698,8 +793,10 @@ def run(args: argparse.Namespace) -> str:
         corpus = build_corpus(args.rules, args.requests, workdir)
         rows: list[Row] = []
 
+        rbac = rbac_filters(corpus.mesh, corpus.issuer)
+
         def add(name: str, kind: str, port: int | None = None, pid: int | None = None) -> Row:
-            config = envoy_variant(kind, port)
+            config = envoy_variant(kind, port, rbac if kind == "rbac" else ())
             envoy = Envoy(config, workdir=workdir / f"envoy-{len(rows)}", binary=binary)
             rows.append(Row(name, stack.enter_context(envoy), pid))
             return rows[-1]
@@ -707,7 +804,7 @@ def run(args: argparse.Namespace) -> str:
         settings = meshward_settings(corpus, workdir, grpc=True)
         server = stack.enter_context(AuthzServer(settings, workdir=workdir / "meshward"))
         add("plain Envoy (no authorization)", "plain")
-        add("Envoy RBAC filter (20 policies)", "rbac")
+        add(RBAC_ROW, "rbac")
         ceilings = (
             ("HTTP → always-allow bare ASGI", "asgi", "http"),
             ("HTTP → bare ASGI, every other check denied", "asgi-alternate", "http"),
@@ -737,6 +834,11 @@ def run(args: argparse.Namespace) -> str:
             "grpc",
             *stack.enter_context(allow_server("grpc-sync-alternate", workdir)),
         )
+        for row in rows:
+            if row.name in DECIDING_ROWS:  # each request once, before anything is timed
+                got = decisions_through(row.envoy.listener_port("ingress"), corpus)
+                agree = sum(g == e for g, e in zip(got, corpus.expected, strict=True))
+                row.agreement = (agree, len(got))
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
             for row in rows:
@@ -854,7 +956,7 @@ def report(
             res = r.latency[rate]
             cells.append(" / ".join(_ms(res.percentile(q)) for q in (0.5, 0.99, 0.999)))
         authz = " / ".join(f"{r.ext_authz.get(k, 0):,}" for k in ("ok", "denied", "error"))
-        if r.name.startswith(("plain", "Envoy RBAC")):
+        if r.name.startswith(("plain", RBAC_ROW)):
             authz = "—"
         lines.append(
             f"| {r.name} | {r.rps:,.0f} | {r.rps / plain:.2f}× | {_cpu(r)} | {cells[0]} "
@@ -873,10 +975,19 @@ def report(
 
     p50 = http.latency[1000].percentile(0.5) / asgi.latency[1000].percentile(0.5)
     p99 = http.latency[1000].percentile(0.99) / asgi.latency[1000].percentile(0.99)
+    checked = [r for r in rows if r.agreement is not None]
+    agreed = all(r.agreement[0] == r.agreement[1] for r in checked if r.agreement)
     lines += [
         "",
         "| target | measured | |",
         "| --- | --- | --- |",
+        "| (a check, before any timing) each row that decides answers every request as the "
+        "naive scan of `bench/workload.py` decides it "
+        "| "
+        + "; ".join(
+            f"{r.name}: {r.agreement[0]:,} of {r.agreement[1]:,}" for r in checked if r.agreement
+        )
+        + f" | {'yes' if agreed and checked else '**no**'} |",
         f"| meshward HTTP ≥ {TARGET_HTTP_THROUGHPUT:.0%} of bare-ASGI always-allow throughput "
         f"| {http.rps / asgi.rps:.1%} | {met(http.rps / asgi.rps >= TARGET_HTTP_THROUGHPUT)} |",
         f"| meshward HTTP p50 and p99 @1,000/s ≤ {TARGET_HTTP_LATENCY}× bare ASGI "

@@ -155,3 +155,19 @@ def test_a_stack_that_fails_checks_is_never_the_fastest() -> None:
         "grpcio sync, meshward's stack, is the fastest; "
         "h2 (3.40× grpcio sync) failed 0.50% of checks"
     )
+
+
+@pytest.mark.e2e
+def test_envoys_rbac_filter_enforces_the_workload_as_meshward_does(tmp_path: Path) -> None:
+    # The RBAC row is the same rules, translated: through a real Envoy it must decide
+    # every request of the corpus as the naive scan does (JWT claims verified by
+    # jwt_authn, callers read from XFCC, paths by template), with allows and denies both.
+    from meshward.testing.envoy import Envoy
+
+    corpus = e2e_authz.build_corpus(300, 400, tmp_path)
+    rbac = e2e_authz.rbac_filters(corpus.mesh, corpus.issuer)
+    config = e2e_authz.envoy_variant("rbac", None, rbac)
+    with Envoy(config, workdir=tmp_path / "envoy") as envoy:
+        got = e2e_authz.decisions_through(envoy.listener_port("ingress"), corpus)
+    assert got == corpus.expected
+    assert 0.2 < sum(corpus.expected) / len(corpus.expected) < 0.8
