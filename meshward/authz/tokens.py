@@ -3,8 +3,9 @@
 A token feeds claims into a decision only after pyjwt verified its signature, issuer,
 audience, expiry and not-before (with bounded clock skew) under an allowed algorithm.
 Failures are classified into stable reasons for decisions and metrics. Tokens are never
-logged; the caches (verified tokens until they expire, and apart from them, failures that
-cannot heal for a minute) are keyed by the token's SHA-256.
+logged; the caches (verified tokens until they expire or their issuer's keys are withdrawn
+or replaced, and apart from them, failures that cannot heal for a minute) are keyed by the
+token's SHA-256.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ class KeySet:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._keys: dict[str | None, Any] = {}
+        # Moves on when a reload drops or replaces a key: tokens verified under the earlier
+        # keys are verified again, so a withdrawn key stops working before its tokens expire.
+        self.generation = 0
         self._loaded_at = -1e18
         self._attempted_at = -1e18
         self._fetching = False
@@ -152,6 +156,8 @@ class KeySet:
             # Keep the last good keys; a token signed by a key we cannot load fails.
             log.warning("JWKS of issuer %s unavailable: %s", self._settings.name, exc)
         else:
+            if any(keys.get(kid) != key for kid, key in self._keys.items()):
+                self.generation += 1
             self._keys = keys  # one reference swap: readers see the old set or the new
             self._loaded_at = time.monotonic()
         finally:
@@ -196,8 +202,12 @@ class JwtVerifier:
     def __init__(self, settings: JwtSettings) -> None:
         self._leeway = settings.leeway_seconds
         self._cache_size = settings.cache_size
-        self._cache: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
-        self._failures: OrderedDict[bytes, tuple[JwtResult, float]] = OrderedDict()
+        # Verified tokens, until they expire, with the key set (and its generation) that
+        # verified them; failures apart.
+        self._cache: OrderedDict[bytes, tuple[JwtResult, float, KeySet | None, int]] = OrderedDict()
+        self._failures: OrderedDict[bytes, tuple[JwtResult, float, KeySet | None, int]] = (
+            OrderedDict()
+        )
         self._cache_lock = threading.Lock()
         entries = [
             (i, KeySet(i, settings.jwks_min_refresh_seconds, settings.jwks_fetch_timeout_seconds))
@@ -224,44 +234,55 @@ class JwtVerifier:
         for cache in (self._cache, self._failures):
             cached = cache.get(digest)
             if cached is not None:
-                result, expires = cached
-                if now <= expires:
+                result, expires, keyset, generation = cached
+                if now <= expires and (keyset is None or keyset.generation == generation):
                     return result
                 with self._cache_lock:
                     cache.pop(digest, None)
-        result = self._verify(token)
+        result, keyset = self._verify(token)
         if not self._cache_size:
             return result
+        # Read before a later reload could move it on: at worst the token is verified again.
+        generation = keyset.generation if keyset is not None else 0
         if result.claims is not None:
             exp = result.claims.get("exp")
             if isinstance(exp, int | float):
-                self._remember(self._cache, digest, result, float(exp) + self._leeway)
+                until = float(exp) + self._leeway
+                self._remember(self._cache, digest, (result, until, keyset, generation))
         elif result.reason in LASTING_FAILURES:
-            self._remember(self._failures, digest, result, now + FAILURE_TTL_SECONDS)
+            entry = (result, now + FAILURE_TTL_SECONDS, None, 0)
+            self._remember(self._failures, digest, entry)
         return result
 
     def _remember(
         self,
-        cache: OrderedDict[bytes, tuple[JwtResult, float]],
+        cache: OrderedDict[bytes, tuple[JwtResult, float, KeySet | None, int]],
         digest: bytes,
-        result: JwtResult,
-        until: float,
+        entry: tuple[JwtResult, float, KeySet | None, int],
     ) -> None:
         with self._cache_lock:
-            cache[digest] = (result, until)
+            cache[digest] = entry
             while len(cache) > self._cache_size:
                 cache.popitem(last=False)
 
-    def _verify(self, token: str) -> JwtResult:
+    def _verify(self, token: str) -> tuple[JwtResult, KeySet | None]:
+        """The result, and the key set whose key verified the token (None if none did)."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:  # not decodable, or a header pyjwt refuses (a kid
-            return JwtResult(None, MALFORMED)  # that is not a string, a bad `crit`)
+            return JwtResult(None, MALFORMED), None  # that is not a string, a bad `crit`)
         entry = self._issuer_of(unverified)
         if entry is None:
-            return JwtResult(None, UNKNOWN_ISSUER)
+            return JwtResult(None, UNKNOWN_ISSUER), None
         settings, keyset = entry
+        result = self._signed(token, header, settings, keyset)
+        return result, keyset if result.claims is not None else None
+
+    def _signed(
+        self, token: str, header: Mapping[str, Any], settings: IssuerSettings, keyset: KeySet
+    ) -> JwtResult:
+        """Verify the token with the issuer's keys and rules."""
         alg = header.get("alg")
         if alg not in settings.algorithms:
             return JwtResult(None, DISALLOWED_ALGORITHM)

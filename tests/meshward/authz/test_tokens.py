@@ -206,23 +206,35 @@ def test_leeway_is_bounded_skew(issuer: TestIssuer, tmp_path: Path) -> None:
     assert lenient.verify(issuer.token(ttl=-90)).reason == tokens.EXPIRED
 
 
-def test_verified_tokens_are_cached_until_expiry(issuer: TestIssuer, tmp_path: Path) -> None:
+def test_verified_tokens_are_cached_until_expiry_or_until_their_key_goes(
+    issuer: TestIssuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = issuer.write_jwks(tmp_path / "jwks.json")
     verifier = _verifier(
         issuer, {}, source={"jwks_file": str(path)}, jwks_min_refresh_seconds=0, leeway_seconds=0
     )
+    first = issuer.kid
     hot = issuer.token({"sub": "hot"})
     short = issuer.token({"sub": "short"}, ttl=1)
     assert verifier.verify(hot).verified
     assert verifier.verify(short).verified
-    # Replace the key behind kid k1 and make the verifier reload the JWKS (unknown kid).
-    old = ec.generate_private_key(ec.SECP256R1())
+    checks = _signature_checks(monkeypatch)
+    assert verifier.verify(hot).verified and checks == []  # from the cache
+    # A key joins the JWKS (read for a token under it): cached tokens stay verified.
+    issuer.add_key()
+    issuer.write_jwks(path)
+    assert verifier.verify(issuer.token({"sub": "new"})).verified
+    checks.clear()
+    assert verifier.verify(hot).verified and checks == []
+    # The key behind the first kid is replaced (a compromised key withdrawn): a token it
+    # verified is verified again on its next use, and fails, long before it expires.
     replacement = TestIssuer(issuer.issuer, issuer.audience)
+    assert replacement.kid == first
     replacement.write_jwks(path)
+    old = ec.generate_private_key(ec.SECP256R1())
     assert verifier.verify(issuer.token(kid="unknown", key=old)).reason == tokens.UNKNOWN_KEY
-    # The cached token is not re-verified; a new token under the old key fails.
-    assert verifier.verify(hot).verified
-    assert verifier.verify(issuer.token({"sub": "fresh"})).reason == tokens.BAD_SIGNATURE
+    assert verifier.verify(hot).reason == tokens.BAD_SIGNATURE
+    assert verifier.verify(replacement.token({"sub": "fresh"})).verified
     deadline = time.time() + 5
     while time.time() < deadline and verifier.verify(short).verified:
         time.sleep(0.2)
