@@ -107,10 +107,11 @@ class KeySet:
         self._min_refresh = min_refresh
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._keys: dict[str | None, Any] = {}
-        # Moves on when a reload drops or replaces a key: tokens verified under the earlier
-        # keys are verified again, so a withdrawn key stops working before its tokens expire.
-        self.generation = 0
+        # The keys by kid, and their generation, swapped together in one assignment. The
+        # generation moves on when a reload drops or replaces a key: tokens verified under
+        # an earlier one are verified again, so a withdrawn key stops working before its
+        # tokens expire.
+        self._state: tuple[dict[str | None, Any], int] = ({}, 0)
         self._loaded_at = -1e18
         self._attempted_at = -1e18
         self._fetching = False
@@ -121,22 +122,31 @@ class KeySet:
             self._attempted_at = time.monotonic()
         self._load()
 
-    def key(self, kid: str | None) -> Any | None:
-        """The verification key for ``kid`` (a JWKS with one key also serves no kid)."""
+    def current(self) -> int:
+        """The generation of the keys, once they are reread if they have aged out."""
+        self._refresh_if_aged(time.monotonic())
+        return self._state[1]
+
+    def key(self, kid: str | None) -> tuple[Any | None, int]:
+        """The verification key for ``kid`` (a JWKS with one key also serves no kid), and
+        the generation of the keys it was found in."""
         now = time.monotonic()
-        if now - self._loaded_at > self._settings.jwks_cache_seconds:
-            self._refresh(now)
-        found = self._lookup(kid)
+        self._refresh_if_aged(now)
+        found, generation = self._lookup(kid)
         if found is None:
             self._refresh(now)
-            found = self._lookup(kid)
-        return found
+            found, generation = self._lookup(kid)
+        return found, generation
 
-    def _lookup(self, kid: str | None) -> Any | None:
-        keys = self._keys
+    def _refresh_if_aged(self, now: float) -> None:
+        if now - self._loaded_at > self._settings.jwks_cache_seconds:
+            self._refresh(now)
+
+    def _lookup(self, kid: str | None) -> tuple[Any | None, int]:
+        keys, generation = self._state
         if kid is None and len(keys) == 1:
-            return next(iter(keys.values()))
-        return keys.get(kid)
+            return next(iter(keys.values())), generation
+        return keys.get(kid), generation
 
     def _refresh(self, now: float) -> None:
         with self._lock:
@@ -156,9 +166,10 @@ class KeySet:
             # Keep the last good keys; a token signed by a key we cannot load fails.
             log.warning("JWKS of issuer %s unavailable: %s", self._settings.name, exc)
         else:
-            if any(keys.get(kid) != key for kid, key in self._keys.items()):
-                self.generation += 1
-            self._keys = keys  # one reference swap: readers see the old set or the new
+            old, generation = self._state
+            if any(keys.get(kid) != key for kid, key in old.items()):
+                generation += 1
+            self._state = (keys, generation)  # one swap: readers see the old or the new
             self._loaded_at = time.monotonic()
         finally:
             with self._lock:
@@ -235,15 +246,15 @@ class JwtVerifier:
             cached = cache.get(digest)
             if cached is not None:
                 result, expires, keyset, generation = cached
-                if now <= expires and (keyset is None or keyset.generation == generation):
+                # A verified token holds while the keys it was verified under stand (reread
+                # as they age, as for any token), and until it expires.
+                if now <= expires and (keyset is None or keyset.current() == generation):
                     return result
                 with self._cache_lock:
                     cache.pop(digest, None)
-        result, keyset = self._verify(token)
+        result, keyset, generation = self._verify(token)
         if not self._cache_size:
             return result
-        # Read before a later reload could move it on: at worst the token is verified again.
-        generation = keyset.generation if keyset is not None else 0
         if result.claims is not None:
             exp = result.claims.get("exp")
             if isinstance(exp, int | float):
@@ -265,31 +276,30 @@ class JwtVerifier:
             while len(cache) > self._cache_size:
                 cache.popitem(last=False)
 
-    def _verify(self, token: str) -> tuple[JwtResult, KeySet | None]:
-        """The result, and the key set whose key verified the token (None if none did)."""
+    def _verify(self, token: str) -> tuple[JwtResult, KeySet | None, int]:
+        """The result, the key set whose key verified the token (None if none did), and
+        the generation of the keys that key was found in."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:  # not decodable, or a header pyjwt refuses (a kid
-            return JwtResult(None, MALFORMED), None  # that is not a string, a bad `crit`)
+            return JwtResult(None, MALFORMED), None, 0  # that is not a string, a bad `crit`)
         entry = self._issuer_of(unverified)
         if entry is None:
-            return JwtResult(None, UNKNOWN_ISSUER), None
+            return JwtResult(None, UNKNOWN_ISSUER), None, 0
         settings, keyset = entry
-        result = self._signed(token, header, settings, keyset)
-        return result, keyset if result.claims is not None else None
-
-    def _signed(
-        self, token: str, header: Mapping[str, Any], settings: IssuerSettings, keyset: KeySet
-    ) -> JwtResult:
-        """Verify the token with the issuer's keys and rules."""
         alg = header.get("alg")
         if alg not in settings.algorithms:
-            return JwtResult(None, DISALLOWED_ALGORITHM)
+            return JwtResult(None, DISALLOWED_ALGORITHM), None, 0
         kid = header.get("kid")
-        key = keyset.key(kid if isinstance(kid, str) else None)
+        key, generation = keyset.key(kid if isinstance(kid, str) else None)
         if key is None:
-            return JwtResult(None, UNKNOWN_KEY)
+            return JwtResult(None, UNKNOWN_KEY), None, 0
+        result = self._signed(token, alg, key, settings)
+        return result, keyset if result.claims is not None else None, generation
+
+    def _signed(self, token: str, alg: str, key: Any, settings: IssuerSettings) -> JwtResult:
+        """Verify the token's signature with ``key``, and its claims by the issuer's rules."""
         try:
             claims = jwt.decode(
                 token,
@@ -317,12 +327,14 @@ class JwtVerifier:
         return JwtResult(claims, None)
 
     def _issuer_of(self, unverified: Mapping[str, Any]) -> tuple[IssuerSettings, KeySet] | None:
-        """Whose keys verify this token: the configured issuer its ``iss`` names, else the
-        trust domain of its ``sub`` when that is a SPIFFE ID (a JWT-SVID); the signature,
-        checked next with those keys only, is what makes either claim true."""
-        issuer = unverified.get("iss")
-        if isinstance(issuer, str) and issuer in self._issuers:
-            return self._issuers[issuer]
+        """Whose keys verify this token: the configured issuer its ``iss`` names; for a
+        token without ``iss`` (a JWT-SVID), the trust domain of its ``sub``, a SPIFFE ID.
+        The signature, checked next with those keys only, is what makes either claim true;
+        an ``iss`` never falls through to a trust domain, so a verified claim set has an
+        ``iss`` exactly when an issuer, not a trust domain, vouched for it."""
+        if "iss" in unverified:
+            issuer = unverified["iss"]
+            return self._issuers.get(issuer) if isinstance(issuer, str) else None
         subject = unverified.get("sub")
         if self._trust_domains and isinstance(subject, str):
             identity = peer_identity(subject)

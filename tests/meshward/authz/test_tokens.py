@@ -413,6 +413,68 @@ def test_jwt_svids_of_a_trust_domain_are_verified_by_their_subject(tmp_path: Pat
     assert verifier.verify(forged).reason == tokens.BAD_SIGNATURE
 
 
+def test_a_token_with_an_iss_is_never_verified_by_a_trust_domain(tmp_path: Path) -> None:
+    # Signed with the trust domain's own key, but carrying an `iss` no issuer configured
+    # names: a rule that reads `jwt.iss` must only ever see one somebody vouched for.
+    from meshward.ca.manager import TrustDomainCa
+    from meshward.ca.spiffe_id import SpiffeId
+    from meshward.ca.store import FileStore
+
+    ca = TrustDomainCa.init(FileStore(tmp_path / "ca"), "example.org")
+    jwks = tmp_path / "bundle.jwks"
+    jwks.write_text(json.dumps(ca.bundle().to_jwks()))
+    td = {"trust_domain": "example.org", "audiences": ["db"], "jwks_file": str(jwks)}
+    verifier = JwtVerifier(JwtSettings(issuers=[td]))
+    svid = ca.issue_jwt(SpiffeId.parse("spiffe://example.org/sa/web"), ["db"])
+    assert verifier.verify(svid).verified
+    # Re-sign the SVID's claims with an `iss`, using the trust domain's key (taken from
+    # the CA's state, as an insider could): still refused.
+    claims = pyjwt.decode(svid, options={"verify_signature": False})
+    kid = pyjwt.get_unverified_header(svid)["kid"]
+    key = ca._jwt_keys[kid]
+    with_iss = pyjwt.encode(
+        {**claims, "iss": "https://example.org."}, key, algorithm="ES256", headers={"kid": kid}
+    )
+    assert verifier.verify(with_iss).reason == tokens.UNKNOWN_ISSUER
+
+
+def test_a_cached_token_is_dropped_once_its_key_is_withdrawn(
+    issuer: TestIssuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the cached token keeps arriving: the keys are still reread as they age.
+    path = issuer.write_jwks(tmp_path / "jwks.json")
+    verifier = _verifier(
+        issuer,
+        {"jwks_cache_seconds": 1},
+        source={"jwks_file": str(path)},
+        jwks_min_refresh_seconds=0,
+    )
+    hot = issuer.token({"sub": "hot"})
+    assert verifier.verify(hot).verified
+    first = issuer.kid
+    issuer.add_key()
+    _write_keys(path, issuer, {issuer.kid})  # the first key withdrawn
+    time.sleep(1.1)
+    assert verifier.verify(hot).reason == tokens.UNKNOWN_KEY
+    # A reload that lands while a token is being verified: the token is cached under the
+    # keys it was found in, so its next use verifies it again.
+    _write_keys(path, issuer, {first, issuer.kid})
+    verifier.load_keys()
+    racing = issuer.token({"sub": "racing"}, kid=first)
+    decode = pyjwt.decode
+
+    def reload_midway(token: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("options", {}).get("verify_signature") is not False:
+            _write_keys(path, issuer, {issuer.kid})
+            verifier.load_keys()
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(pyjwt, "decode", reload_midway)
+    assert verifier.verify(racing).verified  # verified before the reload took effect
+    monkeypatch.setattr(pyjwt, "decode", decode)
+    assert verifier.verify(racing).reason == tokens.UNKNOWN_KEY
+
+
 def test_an_issuer_names_either_an_issuer_or_a_trust_domain() -> None:
     base = {"audiences": ["a"], "jwks_file": "/k.json"}
     with pytest.raises(ValueError, match="exactly one of issuer and trust_domain"):
