@@ -86,13 +86,25 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedPolicy:
     return load_texts({str(f): read_policy_text(f) for f in files})
 
 
+class NotPolicySource(ValueError):
+    """A file named as policy source is a compiled bundle."""
+
+
 def read_policy_text(path: Path) -> str:
-    """A policy file's text; a file that is not UTF-8 is refused with its name."""
+    """A policy file's text; a file that is not UTF-8 is refused with its name, and a
+    compiled bundle (whose format marker comes first: no policy text starts with `{`)
+    with :class:`NotPolicySource`."""
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         reason = f"{exc.reason}: {path} is not UTF-8 text"
         raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end, reason) from None
+    if text.lstrip().startswith("{") and bundle.FORMAT in text[:64]:
+        raise NotPolicySource(
+            f"{path} is a compiled bundle, and policy source is needed here (a bundle "
+            "keeps no source text); `meshward eval` and `meshward serve --bundle` take bundles"
+        )
+    return text
 
 
 def load_bundle(path: str | Path) -> CompiledPolicy:

@@ -84,21 +84,26 @@ class EnvoyOptions:
 _FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def forwarded_headers(names: Iterable[str]) -> tuple[str, ...]:
-    """Client headers to send along with each check: lower-case, sorted, without
-    duplicates or the ones Envoy always sends. Raises ValueError for a name that is no
-    header name, and for meshward's own headers, which only Envoy may set."""
+def forwarded_headers(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Client headers to send along with each HTTP check (lower-case, sorted, without
+    duplicates or the ones Envoy always sends), and the names among ``names`` that no
+    HTTP check can carry (pseudo-headers such as ``:path``). Raises ValueError for
+    meshward's own headers, which only Envoy may set, and for what is no header name."""
     out = set()
+    unforwardable = set()
     for name in names:
         lower = name.lower()
         if lower in _ALWAYS_SENT:
+            continue
+        if lower.startswith(":"):
+            unforwardable.add(lower)
             continue
         if not _FIELD_NAME.fullmatch(name):
             raise ValueError(f"not a header name: {name!r}")
         if lower.startswith("x-meshward-"):
             raise ValueError(f"{lower}: meshward's own headers are set by Envoy, never forwarded")
         out.add(lower)
-    return tuple(sorted(out))
+    return tuple(sorted(out)), tuple(sorted(unforwardable))
 
 
 # What Envoy's HTTP check sends anyway, and the XFCC header the config always forwards.

@@ -23,7 +23,13 @@ from meshward.policy import CompiledPolicy, PolicyError, compile_policy, load_te
 from meshward.policy.bundle import BundleError
 from meshward.policy.diagnostics import render_human
 from meshward.policy.gc_pause import paused_gc
-from meshward.policy.loader import ParseCache, load_bundle, policy_files, read_policy_text
+from meshward.policy.loader import (
+    NotPolicySource,
+    ParseCache,
+    load_bundle,
+    policy_files,
+    read_policy_text,
+)
 
 from .settings import PolicySettings
 
@@ -92,7 +98,7 @@ class PolicyHolder:
             except PolicyError as exc:
                 error = "policy has errors:\n" + render_human(exc.diagnostics, exc.sources)
                 result = self._refused(error, started)
-            except (BundleError, OSError, UnicodeDecodeError) as exc:
+            except (BundleError, NotPolicySource, OSError, UnicodeDecodeError) as exc:
                 result = self._refused(f"cannot load policy: {exc}", started)
             except Exception as exc:  # a compiler bug must not take the service down
                 log.exception("policy compilation failed unexpectedly")

@@ -136,11 +136,19 @@ def _envoy_config(args: argparse.Namespace) -> int:
         if isinstance(loaded, int):
             return loaded
         names += loaded.policy.request_headers()
-    try:
-        headers = envoy_config.forwarded_headers(names)
-    except ValueError as exc:
-        print(f"meshward envoy-config: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    headers: tuple[str, ...] = ()
+    if args.mode == "http":  # gRPC checks carry every header
+        try:
+            headers, unforwardable = envoy_config.forwarded_headers(names)
+        except ValueError as exc:
+            print(f"meshward envoy-config: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        for name in unforwardable:
+            print(
+                f"meshward envoy-config: warning: an HTTP check cannot carry {name}; "
+                "rules reading it see no value in HTTP mode (gRPC mode sees it)",
+                file=sys.stderr,
+            )
     if args.istio:
         host = args.authz_host or envoy_config.ISTIO_SERVICE
         snippet = envoy_config.istio_snippet(

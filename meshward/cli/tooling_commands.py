@@ -33,7 +33,13 @@ from meshward.policy.lint import (
     severity_rank,
 )
 from meshward.policy.lint_output import counts, render_github, render_json, render_sarif
-from meshward.policy.loader import POLICY_SUFFIX, LoadedPolicy, policy_files
+from meshward.policy.loader import (
+    POLICY_SUFFIX,
+    LoadedPolicy,
+    NotPolicySource,
+    policy_files,
+    read_policy_text,
+)
 from meshward.policy.testing import (
     PolicyTestError,
     find_test_files,
@@ -284,7 +290,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
         # A policy that does not check is linted no further; its errors are the findings.
         result = LintResult(exc.diagnostics, 0)
         sources = exc.sources
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError, NotPolicySource) as exc:
         print(f"meshward: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _write(_render_lint(args, result, sources), args.output)
@@ -328,9 +334,9 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     broken = 0
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"meshward: {path}: {exc}", file=sys.stderr)
+            text = read_policy_text(path)
+        except (OSError, UnicodeDecodeError, NotPolicySource) as exc:
+            print(f"meshward: {exc}", file=sys.stderr)
             return EXIT_USAGE
         try:
             formatted = format_text(text, str(path))
@@ -475,7 +481,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except _GitError as exc:
         print(f"meshward: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError, NotPolicySource) as exc:
         print(f"meshward: {exc}", file=sys.stderr)
         return EXIT_USAGE
     result = diff_policies(

@@ -75,7 +75,14 @@ def test_source_commands_say_a_bundle_is_not_source(tmp_path: Path):
     out = tmp_path / "policy.json"
     meshward("compile", str(BOOKINFO), "-o", str(out))
     request = '{"destination": "reviews.default", "method": "GET", "path": "/"}'
-    for args in (("explain", str(out), "--request", "-"), ("check", str(out))):
+    commands = (
+        ("explain", str(out), "--request", "-"),
+        ("check", str(out)),
+        ("lint", str(out)),
+        ("fmt", "--check", str(out)),
+        ("diff", str(out), str(BOOKINFO)),
+    )
+    for args in commands:
         result = meshward(*args, stdin=request)
         assert result.returncode == 2
         assert "is a compiled bundle" in result.stderr and "payload" not in result.stderr

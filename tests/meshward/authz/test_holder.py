@@ -92,6 +92,16 @@ def test_bundle_source(tmp_path: Path) -> None:
     assert holder.policy.rule_count == 2
 
 
+def test_a_bundle_named_as_policy_source_is_refused_clearly(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(GOOD)
+    bundle = tmp_path / "policy.json"
+    write_bundle(load_paths([source]).policy, bundle)
+    result = PolicyHolder(PolicySettings(paths=[bundle])).reload()
+    assert not result.ok and result.error is not None
+    assert "is a compiled bundle" in result.error and "serve --bundle" in result.error
+
+
 def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
     source = tmp_path / "a.policy"
     source.write_text(GOOD)

@@ -80,6 +80,10 @@ def test_envoy_config_forwards_the_headers_the_policy_reads(
     assert main(["envoy-config", "--header", "x-meshward-peer-uri-san"]) == 2
     assert "set by Envoy" in capsys.readouterr().err
     assert main(["envoy-config", "--header", "bad name"]) == 2
+    # A pseudo-header: HTTP mode warns that it cannot forward it; gRPC mode sends all.
+    assert main(["envoy-config", "--header", ":path"]) == 0
+    assert "cannot carry :path" in capsys.readouterr().err
+    assert main(["envoy-config", "--mode", "grpc", "--header", "bad name"]) == 0
     (tmp_path / "b.policy").write_text("service app {\n  allow GET /x from nobody\n}\n")
     assert main(["envoy-config", "--policy", str(tmp_path / "b.policy")]) == 1
 
