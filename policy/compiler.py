@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from . import model
 from .conditions import compile_rule_condition
-from .decision import Matches
+from .decision import Decision, Matches, by_rules
 from .gc_pause import paused_gc
 from .tables import CompiledPolicy, DecisionTable, PathNode, Row
 
@@ -34,10 +34,12 @@ def compile_policy(policy: model.PolicySet, fingerprint: str = "") -> CompiledPo
 
 
 def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> DecisionTable:
-    """Index one destination's rules; the row order is the rules' order, which never
-    affects a decision (every matching row is considered)."""
+    """Index one destination's rules. Rows are in rule id order, whatever the order of
+    the rules: a set of matched rows then lists its rule ids sorted, as a decision
+    names them, by walking its bits upwards."""
     effective_default: model.Effect = "allow" if default == "allow" else "deny"
-    slow = 0
+    rules = sorted(rules, key=_rule_id)
+    slow = denies = audits = 0
     source_any = source_authn = source_unauthn = 0
     ids: dict[str, int] = defaultdict(int)
     namespaces: dict[str, int] = defaultdict(int)
@@ -60,6 +62,10 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
         rows.append(Row(rule.rule_id, rule.effect, rule.audit, condition))
         if rule.audit or condition is not None:
             slow |= bit
+        if rule.audit:
+            audits |= bit
+        elif rule.effect == "deny":
+            denies |= bit
         for source in rule.sources:
             if source.kind == "any":
                 source_any |= bit
@@ -115,7 +121,10 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
         default=effective_default,
         rows=tuple(rows),
         no_match=Matches().decision(destination, effective_default),
+        row_decisions=tuple(_alone(row) for row in rows),
         slow=slow,
+        denies=denies,
+        audits=audits,
         source_any=source_any,
         source_authenticated=source_authn,
         source_unauthenticated=source_unauthn,
@@ -137,6 +146,16 @@ def build_table(destination: str, default: str, rules: Sequence[model.Rule]) -> 
         ports_any=ports_any,
         ports_bound=_all_rows(len(rows)) & ~ports_any,
     )
+
+
+def _rule_id(rule: model.Rule) -> str:
+    return rule.rule_id
+
+
+def _alone(row: Row) -> Decision:
+    """The decision when this row is the only one deciding (for an audit row, never
+    used: audit rows do not decide)."""
+    return by_rules(row.effect == "allow", (row.rule_id,))
 
 
 def _walk(root: PathNode, segments: Iterable[str | None]) -> PathNode:

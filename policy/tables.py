@@ -15,7 +15,7 @@ from typing import Literal
 
 from . import bundle, model
 from .conditions import RuleCondition
-from .decision import Decision, Matches, by_rules
+from .decision import Decision, Matches
 from .identity import Identity, peer_identity
 from .model import Network
 from .request import host_name, source_address
@@ -92,9 +92,12 @@ class DecisionTable:
 
     destination: str
     default: Literal["allow", "deny"]
-    rows: tuple[Row, ...]
+    rows: tuple[Row, ...]  # in rule id order: a mask's bits, low to high, list ids sorted
     no_match: Decision  # the decision when no row matches: the service default
+    row_decisions: tuple[Decision, ...]  # each row's decision when it alone decides
     slow: int  # rows with conditions or audit: they need more than a lookup
+    denies: int  # deny rows (not audit)
+    audits: int  # audit rows
     # source indexes
     source_any: int
     source_authenticated: int
@@ -126,6 +129,8 @@ class DecisionTable:
 
     def decision_for(self, matched: int) -> Decision:
         """The decision when exactly the rows in ``matched`` (non-empty) match."""
+        if not matched & (matched - 1) and not matched & self.audits:
+            return self.row_decisions[matched.bit_length() - 1]  # one row: no lookup
         decision = self.decision_cache.get(matched)
         if decision is None:
             decision = self._decide(matched)
@@ -134,10 +139,20 @@ class DecisionTable:
         return decision
 
     def _decide(self, matched: int) -> Decision:
-        if not matched & (matched - 1):  # one row, the common case: nothing to combine
-            row = self.rows[matched.bit_length() - 1]
-            if not row.audit:
-                return by_rules(row.effect == "allow", (row.rule_id,))
+        if not matched & self.audits:
+            # Deny wins, else allow: the deciding rows are the matched denies, or all.
+            deciding = matched & self.denies or matched
+            first = self.row_decisions[(deciding & -deciding).bit_length() - 1]
+            if not deciding & (deciding - 1):
+                return first
+            ids = []
+            rows = self.rows
+            while deciding:
+                low = deciding & -deciding
+                deciding ^= low
+                ids.append(rows[low.bit_length() - 1].rule_id)
+            # The lowest row has the smallest id: the reason names it, as by_rules does.
+            return Decision(first.allowed, tuple(ids), first.reason)
         matches = Matches()
         rest = matched
         while rest:
