@@ -27,6 +27,7 @@ _source = st.one_of(
     st.builds(lambda n: f'namespace "{n}"', st.sampled_from(NAMESPACES)),
     st.builds(lambda n, a: f'sa "{n}/{a}"', st.sampled_from(NAMESPACES), st.sampled_from(ACCOUNTS)),
     st.builds(lambda n: f'"spiffe://other.org/ns/{n}/sa/a"', st.sampled_from(NAMESPACES)),
+    st.just('"spiffe://other.org/gateway"'),  # no namespace
     st.sampled_from(['ip "10.0.0.0/8"', 'ip "10.1.0.0/16"', "team"]),
 )
 _segment = st.sampled_from([*SEGMENTS, "{*}"])
@@ -174,7 +175,7 @@ _requests = st.builds(
             st.sampled_from([*NAMESPACES, "misc"]),
             st.sampled_from([*ACCOUNTS, "c"]),
         ),
-        st.just("spiffe://td/not-a-workload"),
+        st.sampled_from(["spiffe://td/not-a-workload", "spiffe://other.org/gateway"]),
         # not SPIFFE IDs at all: decided as unauthenticated
         st.sampled_from(["", "CN=web", "spiffe://TD/ns/a/sa/b"]),
     ),
