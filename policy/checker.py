@@ -289,11 +289,13 @@ class _Checker:
         )
 
     def _port(self, text: nodes.Text) -> int | None:
-        port = int(text.value)
-        if not 0 < port < 65536:
-            self.error("bad-port", f"port {port} is outside 1..65535", text.span)
+        digits = text.value.lstrip("0")
+        # Length first: int() refuses texts of thousands of digits.
+        if len(digits) > 5 or not 0 < int(digits or "0") < 65536:
+            shown = digits if len(digits) <= 12 else f"{digits[:12]}… ({len(digits)} digits)"
+            self.error("bad-port", f"port {shown or 0} is outside 1..65535", text.span)
             return None
-        return port
+        return int(digits)
 
     # --- sources ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ blank line before or after a comment block is kept. Formatting twice changes not
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -332,7 +333,12 @@ class _Printer:
 
 
 def _string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    # A lone surrogate (from a `\ud800` escape) cannot be written as UTF-8: keep the escape.
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _source(term: nodes.SourceTerm) -> str:

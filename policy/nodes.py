@@ -118,6 +118,10 @@ Condition = Compare | Has | Not | And | Or
 # formatter and linter walk them recursively. A chain `a or b or ...` nests one level per
 # operator; a long list of alternatives is written `in [...]`.
 MAX_CONDITION_DEPTH = 200
+# Lists inside lists: walked recursively as well. Numbers: a claim is a JSON number, and
+# past this many digits a float is infinite (and an int too long to convert).
+MAX_LIST_DEPTH = 32
+MAX_NUMBER_DIGITS = 40
 
 
 # --- rules, services, files ----------------------------------------------------------

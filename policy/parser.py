@@ -22,7 +22,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import nodes
 from .diagnostics import Diagnostic, Span, did_you_mean
-from .nodes import MAX_CONDITION_DEPTH
+from .nodes import MAX_CONDITION_DEPTH, MAX_LIST_DEPTH, MAX_NUMBER_DIGITS
 
 log = logging.getLogger("meshward.policy.parser")
 
@@ -164,6 +164,21 @@ def _too_deep(file: nodes.PolicyFile) -> Iterator[Diagnostic]:
                         stack += ((cond.left, depth + 1), (cond.right, depth + 1))
                     elif isinstance(cond, nodes.Not):
                         stack.append((cond.operand, depth + 1))
+                    elif isinstance(cond, nodes.Compare):
+                        yield from _list_too_deep(cond.operand)
+
+
+def _list_too_deep(top: nodes.Literal_) -> Iterator[Diagnostic]:
+    stack = [(top, 0)]  # depth: how many lists enclose the literal
+    while stack:
+        lit, depth = stack.pop()
+        if isinstance(lit.value, tuple):
+            if depth == MAX_LIST_DEPTH:
+                yield Diagnostic(
+                    "syntax", f"lists nest more than {MAX_LIST_DEPTH} levels deep", lit.span
+                )
+                return
+            stack += ((item, depth + 1) for item in lit.value)
 
 
 def _syntax_errors(text: str, path: str) -> tuple[Diagnostic, ...]:
@@ -598,7 +613,18 @@ class _NodeBuilder:
 
     def number(self, items: list[_Item]) -> nodes.Literal_:
         raw = items[0].value
-        return nodes.Literal_(float(raw) if "." in raw else int(raw), self._span(items))
+        span = self._span(items)
+        if sum(c.isdigit() for c in raw) > MAX_NUMBER_DIGITS:
+            self.token_errors.append(
+                Diagnostic(
+                    "syntax",
+                    f"a number has at most {MAX_NUMBER_DIGITS} digits",
+                    span,
+                    help="compare such a value as a string",
+                )
+            )
+            return nodes.Literal_(0, span)
+        return nodes.Literal_(float(raw) if "." in raw else int(raw), span)
 
     def true(self, items: list[_Item]) -> nodes.Literal_:
         return nodes.Literal_(True, self._span(items))

@@ -122,6 +122,11 @@ class PathPatternError(ValueError):
     pass
 
 
+# The decision tables index patterns in a segment trie, which later stages walk
+# recursively; no real route comes near this.
+MAX_PATTERN_SEGMENTS = 128
+
+
 @lru_cache(maxsize=1 << 16)  # the same few templates recur across services and rules
 def parse_path_pattern(text: str) -> PathPattern:
     """Parse a pattern as written in a policy; raises :class:`PathPatternError`."""
@@ -129,6 +134,8 @@ def parse_path_pattern(text: str) -> PathPattern:
         raise PathPatternError("a path pattern starts with '/'")
     if "?" in text:
         raise PathPatternError("a path pattern never includes a query; queries are not matched")
+    if text.count("/") > MAX_PATTERN_SEGMENTS:
+        raise PathPatternError(f"a path pattern has at most {MAX_PATTERN_SEGMENTS} segments")
     if text.endswith("*") and not text.endswith("{*}") and not text.endswith("{**}"):
         prefix = text[:-1]
         if "{" in prefix or "*" in prefix:

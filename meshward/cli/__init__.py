@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from . import ca_commands, policy_commands, serve_commands, tooling_commands
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:  # a bug: exit as an internal error, never as policy findings (1)
+        traceback.print_exc()
+        print("meshward: internal error (traceback above)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

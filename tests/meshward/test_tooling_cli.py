@@ -245,6 +245,38 @@ def test_fmt_refuses_a_file_that_does_not_parse(
     assert "broken.policy:3:1: error[syntax]" in err
 
 
+def test_fmt_keeps_a_lone_surrogate_escaped_and_rewrites_files_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # `\ud800` decodes to a character UTF-8 cannot hold: written raw, the file was lost.
+    text = 'service x {\n  allow  GET /x when jwt.a == "\\ud800"\n}\n'
+    (tmp_path / "real.policy").write_text(text)
+    (tmp_path / "s.policy").symlink_to("real.policy")
+    (tmp_path / "real.policy").chmod(0o640)
+    assert run(capsys, "fmt", "s.policy")[0] == 0
+    formatted = 'service x {\n  allow GET /x\n    when jwt.a == "\\ud800"\n}\n'
+    assert (tmp_path / "real.policy").read_text() == formatted
+    assert (tmp_path / "s.policy").is_symlink()  # written through the link, mode kept
+    assert (tmp_path / "real.policy").stat().st_mode & 0o777 == 0o640
+    assert run(capsys, "check", "s.policy")[0] == 0
+
+
+def test_a_crash_is_an_internal_error_not_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import meshward.cli.tooling_commands as tooling
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tooling, "format_text", broken)
+    (tmp_path / "s.policy").write_text("service x {\n  allow GET /x\n}\n")
+    code, _, err = run(capsys, "fmt", "--check", str(tmp_path))
+    assert code == 2  # 1 would read as "needs formatting"
+    assert "RuntimeError: a bug" in err and "meshward: internal error" in err
+
+
 # --- test ----------------------------------------------------------------------------
 
 

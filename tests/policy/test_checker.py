@@ -190,3 +190,24 @@ def test_a_host_compared_in_a_condition_carries_no_port():
     diags = check_errors('service s { allow GET /a when request.host == "admin.local:8080" }')
     assert "request.host is compared without one" in only(diags, "host-with-port").message
     load_texts({"a.policy": 'service s { allow GET /a when request.host == "[::1]" }'})
+
+
+def test_ports_of_any_length_and_path_patterns_of_too_many_segments_are_errors():
+    from meshward.policy.paths import MAX_PATTERN_SEGMENTS
+
+    # Thousands of digits: int() alone refuses them with a traceback.
+    diags = check_errors(
+        f"service s:{'9' * 5_000} {{ allow GET /x }}\n"
+        f"service t {{ allow GET /x port 0{'0' * 4_999}, 065535, 8{'0' * 20} }}\n"
+    )
+    ports = [d.message for d in diags if d.code == "bad-port"]
+    assert ports == [
+        "port 999999999999… (5000 digits) is outside 1..65535",
+        "port 0 is outside 1..65535",
+        "port 800000000000… (21 digits) is outside 1..65535",
+    ]
+    longest = "/a" * MAX_PATTERN_SEGMENTS
+    load_texts({"ok.policy": f"service s {{ allow GET {longest}, /b{longest[4:]}/{{**}} }}"})
+    for pattern in (longest + "/a", "/b" + longest + "*"):
+        d = only(check_errors(f"service s {{ allow GET {pattern} }}"), "bad-path")
+        assert f"at most {MAX_PATTERN_SEGMENTS} segments" in d.message

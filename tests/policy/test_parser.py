@@ -238,6 +238,30 @@ def test_conditions_deeper_than_the_limit_are_a_syntax_error_not_a_crash():
     assert len(errors(f"service s {{ deny * when {_nested(10_000)} }}")) == 1  # no recursion
 
 
+def test_lists_nested_deeper_than_the_limit_are_a_syntax_error_not_a_crash():
+    from meshward.policy.nodes import MAX_LIST_DEPTH
+
+    def rule(depth: int) -> str:
+        return f"service s {{\n  allow GET /a when jwt.x in {'[' * depth}1{']' * depth}\n}}\n"
+
+    assert parse(rule(MAX_LIST_DEPTH), "p.policy").file is not None
+    (d,) = errors(rule(MAX_LIST_DEPTH + 1))
+    assert d.span.line == 2 and f"more than {MAX_LIST_DEPTH} levels" in d.message
+    assert len(errors(rule(5_000))) == 1
+
+
+def test_numbers_too_long_for_a_claim_are_a_syntax_error_not_a_crash():
+    from meshward.policy.nodes import MAX_NUMBER_DIGITS
+
+    longest = "9" * MAX_NUMBER_DIGITS
+    assert parse(f"service s {{ allow * when jwt.n == {longest} }}", "p.policy").file
+    # 5,000 digits: int() refuses them; 400 and a fraction: a float would be infinite.
+    for number in ("1" * 5_000, "1" + "0" * 400 + ".5", f"-{longest}1"):
+        (d,) = errors(f"service s {{\n  allow * when jwt.n == {number}\n}}\n")
+        assert (d.span.line, d.span.column) == (2, 25)
+        assert d.message == f"a number has at most {MAX_NUMBER_DIGITS} digits"
+
+
 def test_recovery_keeps_a_misspelt_statement_after_a_broken_one():
     found = errors(
         'service x {\n  allow GET /c when jwt.a = "b"\n  alow GET /d\n  allow GET /e\n}\n'
