@@ -77,14 +77,18 @@ class SourceSet:
     """The texts diagnostics point into, by file name, for rendering source lines."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    _lines: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def line(self, file: str, line: int) -> str | None:
         text = self.texts.get(file)
         if text is None:
             return None
         # Lines as the parser counts them: split on \n only (str.splitlines also breaks
-        # at form feeds and U+2028, which would quote the wrong line).
-        lines = text.split("\n")
+        # at form feeds and U+2028, which would quote the wrong line). Split once per
+        # file: a file may have thousands of findings.
+        lines = self._lines.get(file)
+        if lines is None:
+            lines = self._lines[file] = text.split("\n")
         return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
 
 
@@ -116,9 +120,10 @@ def render_human(diagnostics: Iterable[Diagnostic], sources: SourceSet) -> str:
             width = 1
             if d.span.end_line == d.span.line and d.span.end_column > d.span.column:
                 width = d.span.end_column - d.span.column
+            shown, column, width = _window(src.expandtabs(1), d.span.column, width)
             gutter = f"{d.span.line:>4} | "
-            lines.append(gutter + src.expandtabs(1))
-            lines.append(" " * (len(gutter) + d.span.column - 1) + "^" * width)
+            lines.append(gutter + shown)
+            lines.append(" " * (len(gutter) + column - 1) + "^" * width)
         if d.expected:
             lines.append("  expected " + _join_alternatives(d.expected))
         if d.suggestion:
@@ -127,6 +132,23 @@ def render_human(diagnostics: Iterable[Diagnostic], sources: SourceSet) -> str:
             lines.append(f"  help: {d.help}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+# A quoted source line is cut to this many characters around the caret: a generated or
+# garbage file may hold a line of megabytes, which would otherwise be copied into every
+# message, log line and /readyz body that reports it.
+QUOTE_WIDTH = 120
+
+
+def _window(line: str, column: int, width: int) -> tuple[str, int, int]:
+    """The part of ``line`` to quote, and the caret's column and width in it."""
+    if len(line) <= QUOTE_WIDTH:
+        return line, column, width
+    start = max(0, min(column - 1 - QUOTE_WIDTH // 3, len(line) - QUOTE_WIDTH))
+    end = start + QUOTE_WIDTH
+    shown = ("…" if start else "") + line[start:end] + ("…" if end < len(line) else "")
+    caret = column - start + (1 if start else 0)
+    return shown, caret, max(1, min(width, end - (column - 1)))
 
 
 def render_json(diagnostics: Iterable[Diagnostic]) -> str:

@@ -29,11 +29,22 @@ class LoadedPolicy:
 
 def policy_files(paths: Iterable[str | Path]) -> list[Path]:
     """The policy files named by ``paths``: files as given, directories searched
-    recursively for ``*.policy``, in a stable order."""
+    recursively for regular ``*.policy`` files, in a stable order.
+
+    A search skips every name starting with ``.``: editors' lock and swap files, and the
+    ``..data`` link and timestamped copies of a Kubernetes ConfigMap volume, whose files
+    appear again as links at its top (read twice, every rule would be a duplicate).
+    """
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(p.rglob(f"*{POLICY_SUFFIX}")))
+            found = (
+                f
+                for f in p.rglob(f"*{POLICY_SUFFIX}")
+                if not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and f.is_file()  # not a directory, a FIFO or a dangling link
+            )
+            out.extend(sorted(found))
         else:
             out.append(p)
     return list(dict.fromkeys(out))

@@ -211,10 +211,17 @@ def _comments(text: str, path: str) -> tuple[nodes.Comment, ...]:
     if "#" not in text:
         return ()
     out = []
+    # Lines counted on from the last comment, not from the start: linear in the text.
+    line, line_start, scanned = 1, 0, 0
     for m in _COMMENT_OR_STRING.finditer(text):
         if m.group().startswith("#"):
-            line = text.count("\n", 0, m.start()) + 1
-            column = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            start = m.start()
+            newlines = text.count("\n", scanned, start)
+            if newlines:
+                line += newlines
+                line_start = text.rfind("\n", scanned, start) + 1
+            scanned = start
+            column = start - line_start + 1
             span = Span(path, line, column, line, column + len(m.group()))
             out.append(nodes.Comment(m.group(), span))
     return tuple(out)

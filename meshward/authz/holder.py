@@ -35,7 +35,11 @@ from .settings import PolicySettings
 
 log = logging.getLogger("meshward.authz.policy")
 
-Signature = tuple[tuple[str, int, int], ...]
+# Per source file: its name, then the identity and times of the file it names now.
+Signature = tuple[tuple[str, int, int, int, int, int], ...]
+_MISSING = (-1, -1, -1, -1, -1)
+# A load reads the files again when they changed while it read them, at most this often.
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,8 @@ class PolicyHolder:
         self.policy: CompiledPolicy | None = None
         self.last_error: str | None = None
         self.loaded_at: float | None = None
-        self._signature: Signature = ()
+        self._signature: Signature = ()  # of the sources the last attempt read
+        self._tried: Signature = ()
         self._parsed = ParseCache()  # a reload re-parses only the files that changed
 
     @property
@@ -76,22 +81,25 @@ class PolicyHolder:
         return policy_files(self._settings.paths)
 
     def signature(self) -> Signature:
-        """Names, mtimes and sizes of the source files: what a change would alter."""
+        """What any change to the source files alters: their names and, through links, the
+        device, inode, size and change and modification times of each file (the change
+        time moves on every write, even one that restores the modification time)."""
         out = []
         for path in self._sources():
             try:
                 st = path.stat()
             except OSError:
-                out.append((str(path), -1, -1))
+                out.append((str(path), *_MISSING))
                 continue
-            out.append((str(path), st.st_mtime_ns, st.st_size))
+            out.append(
+                (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            )
         return tuple(out)
 
     def reload(self) -> ReloadResult:
         """Load and compile the sources now; swap on success, keep the old policy on failure."""
         with self._lock:
             started = time.perf_counter()
-            signature = self.signature()
             try:
                 with _beside_the_hot_path():
                     policy = self._compile()
@@ -117,20 +125,34 @@ class PolicyHolder:
                     result.seconds,
                 )
             # Remember what was tried, good or bad: the watcher retries only on a new change.
-            self._signature = signature
-        if self._on_reload is not None:
-            self._on_reload(result)
+            self._signature = self._tried
+            # Observed under the lock: two reloads report in the order they happened.
+            if self._on_reload is not None:
+                self._on_reload(result)
         return result
 
     def _compile(self) -> CompiledPolicy:
+        """The policy compiled from the sources; ``_tried`` is set to the signature of
+        what was read, before reading."""
+        self._tried = self.signature()
         if self._settings.bundle is not None:
             return load_bundle(self._settings.bundle)
-        files = policy_files(self._settings.paths)
-        if not files:
-            raise FileNotFoundError(
-                "no .policy files in " + ", ".join(map(str, self._settings.paths))
-            )
-        texts = {str(f): read_policy_text(f) for f in files}
+        for _ in range(READ_ATTEMPTS):
+            files = policy_files(self._settings.paths)
+            if not files:
+                raise FileNotFoundError(
+                    "no .policy files in " + ", ".join(map(str, self._settings.paths))
+                )
+            texts = {str(f): read_policy_text(f) for f in files}
+            # Unchanged while read: one version of every file (a ConfigMap update swaps
+            # them all at once, and reading across the swap would mix two versions).
+            after = self.signature()
+            if after == self._tried:
+                return self._build(texts)
+            self._tried = after
+        raise OSError("the policy files kept changing while they were read; not loaded")
+
+    def _build(self, texts: dict[str, str]) -> CompiledPolicy:
         # The fingerprint names the exact texts served, so /readyz shows any change.
         digest = hashlib.sha256()
         for name in sorted(texts):
@@ -154,9 +176,10 @@ class PolicyHolder:
             _since(started),
         )
 
-    def changed(self) -> bool:
-        """Whether the sources differ from those of the last load attempt."""
-        return self.signature() != self._signature
+    def changed(self) -> Signature | None:
+        """The sources' signature when it differs from the last load attempt's, else None."""
+        now = self.signature()
+        return None if now == self._signature else now
 
 
 # While compiling, the interpreter hands the GIL to a waiting thread after this long
@@ -187,7 +210,13 @@ def _since(started: float) -> float:
 
 class PolicyWatcher:
     """A daemon thread that reloads when asked (SIGHUP, admin call) or, with ``watch`` on,
-    when the source files change; it polls every ``poll_interval_seconds``."""
+    when the source files change; it polls every ``poll_interval_seconds``.
+
+    A change is loaded once it has settled: when two polls in a row find the files the
+    same, and different from the last load. A file written in place is briefly empty or
+    half written (and an empty file is a valid policy with no rules); a set of files is
+    briefly half copied.
+    """
 
     def __init__(self, holder: PolicyHolder, settings: PolicySettings) -> None:
         self._holder = holder
@@ -210,10 +239,19 @@ class PolicyWatcher:
 
     def _run(self) -> None:
         interval = self._settings.poll_interval_seconds
+        settling: Signature | None = None  # a change seen by the last poll
         while not self._stop.is_set():
             asked = self._wake.wait(interval)
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if asked or (self._settings.watch and self._holder.changed()):
+            if asked:
+                settling = None
                 self._holder.reload()
+            elif self._settings.watch:
+                change = self._holder.changed()
+                if change is not None and change == settling:
+                    settling = None
+                    self._holder.reload()
+                else:
+                    settling = change

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,32 @@ def test_policy_files_are_found_recursively_in_a_stable_order(tmp_path: Path):
     found = [p.relative_to(tmp_path).as_posix() for p in policy_files([tmp_path])]
     assert found == ["sub/b.policy", "z.policy"]
     assert {r.rule_id for r in load_paths([tmp_path]).policy.rules()} == {"a", "b"}
+
+
+def _configmap(root: Path, version: str, files: dict[str, str]) -> None:
+    """A Kubernetes ConfigMap volume as the kubelet writes it: the files in a timestamped
+    folder, a ``..data`` link to it swapped by a rename, and a link per file at the top."""
+    folder = root / f"..{version}"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        if not (root / name).is_symlink():
+            (root / name).symlink_to(f"..data/{name}")
+    (root / "..data_tmp").symlink_to(folder.name)
+    (root / "..data_tmp").rename(root / "..data")
+
+
+def test_a_search_skips_hidden_names_and_what_is_not_a_regular_file(tmp_path: Path):
+    _configmap(tmp_path, "2026_11_28_1", {"a.policy": A, "b.policy": B})
+    (tmp_path / ".#a.policy").symlink_to("nobody@host.1234")  # an Emacs lock: dangling
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "c.policy").write_text(A)
+    (tmp_path / "old.policy").mkdir()  # a folder so named is searched, not read
+    (tmp_path / "old.policy" / "d.policy").write_text(B.replace('"b"', '"d"'))
+    os.mkfifo(tmp_path / "pipe.policy")  # reading it would block
+    found = [p.relative_to(tmp_path).as_posix() for p in policy_files([tmp_path])]
+    assert found == ["a.policy", "b.policy", "old.policy/d.policy"]
+    assert {r.rule_id for r in load_paths([tmp_path]).policy.rules()} == {"a", "b", "d"}
 
 
 def test_no_policy_files_is_an_error(tmp_path: Path):

@@ -126,6 +126,76 @@ def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
         watcher.stop()
 
 
+def test_the_watcher_loads_a_change_once_it_has_settled(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(GOOD)
+    settings = PolicySettings(paths=[tmp_path], poll_interval_seconds=0.2)
+    results: list[ReloadResult] = []
+    holder = PolicyHolder(settings, on_reload=results.append)
+    holder.reload()
+    watcher = PolicyWatcher(holder, settings)
+    watcher.start()
+    try:
+        # A file rewritten in place, slowly: empty, then half, then whole. Loaded at
+        # once, the empty file (a valid policy without rules) would have been served.
+        for text in ("", BETTER[: len(BETTER) // 2], BETTER):
+            _bump(source, text)
+            time.sleep(0.3)  # longer than a poll, shorter than two
+        assert eventually(lambda: holder.policy is not None and holder.policy.rule_count == 2)
+        assert [r.ok for r in results] == [True, True]  # nothing in between was loaded
+    finally:
+        watcher.stop()
+
+
+def test_a_change_that_restores_the_modification_time_is_seen(tmp_path: Path) -> None:
+    source = tmp_path / "a.policy"
+    source.write_text(GOOD)
+    holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
+    holder.reload()
+    st = source.stat()
+    source.write_text(GOOD.replace("/x", "/z"))  # same size, as `cp -p` or `tar x` would
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert holder.changed() is not None
+
+
+def test_files_changing_while_read_are_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A ConfigMap update between reading a.policy and b.policy: its deny moves from b to
+    # a. Read across the swap, old a and new b would hold no deny at all.
+    allow = 'service s {\n  @id("open") allow GET /{**} from any\n}\n'
+    deny = 'service s {\n  @id("admin") deny GET /admin/{**} from any\n}\n'
+    versions = [{"a.policy": allow, "b.policy": deny}, {"a.policy": deny, "b.policy": allow}]
+    swaps = iter(range(1, 2))
+    real_read = loader.read_policy_text
+
+    def read(path: Path) -> str:
+        text = real_read(path)
+        if path.name == "a.policy":
+            for n in swaps:  # once: swap right after the first read of a.policy
+                _swap(tmp_path, versions[n], f"v{n}")
+        return text
+
+    _swap(tmp_path, versions[0], "v0")
+    monkeypatch.setattr("meshward.authz.holder.read_policy_text", read)
+    holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
+    assert holder.reload().ok and holder.policy is not None
+    assert {r.rule_id for r in holder.policy.policy.rules()} == {"open", "admin"}
+    assert holder.changed() is None  # the version read is the one now on disk
+
+
+def _swap(root: Path, files: dict[str, str], version: str) -> None:
+    """Publish ``files`` as a ConfigMap update does: a new folder, then one rename."""
+    folder = root / f"..{version}"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        if not (root / name).is_symlink():
+            (root / name).symlink_to(f"..data/{name}")
+    (root / "..data_tmp").symlink_to(folder.name)
+    (root / "..data_tmp").rename(root / "..data")
+
+
 def test_reload_restores_the_interpreter_settings(tmp_path: Path) -> None:
     source = tmp_path / "a.policy"
     interval = sys.getswitchinterval()
