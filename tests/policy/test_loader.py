@@ -7,6 +7,7 @@ import pytest
 
 from meshward.policy import PolicyError, load_paths, load_texts
 from meshward.policy.loader import ParseCache, policy_files
+from meshward.testing import configmap
 
 A = 'service a { @id("a") allow GET /a from any }\n'
 B = 'service b { @id("b") allow GET /b from any }\n'
@@ -22,21 +23,8 @@ def test_policy_files_are_found_recursively_in_a_stable_order(tmp_path: Path):
     assert {r.rule_id for r in load_paths([tmp_path]).policy.rules()} == {"a", "b"}
 
 
-def _configmap(root: Path, version: str, files: dict[str, str]) -> None:
-    """A Kubernetes ConfigMap volume as the kubelet writes it: the files in a timestamped
-    folder, a ``..data`` link to it swapped by a rename, and a link per file at the top."""
-    folder = root / f"..{version}"
-    folder.mkdir()
-    for name, text in files.items():
-        (folder / name).write_text(text)
-        if not (root / name).is_symlink():
-            (root / name).symlink_to(f"..data/{name}")
-    (root / "..data_tmp").symlink_to(folder.name)
-    (root / "..data_tmp").rename(root / "..data")
-
-
 def test_a_search_skips_hidden_names_and_what_is_not_a_regular_file(tmp_path: Path):
-    _configmap(tmp_path, "2026_11_28_1", {"a.policy": A, "b.policy": B})
+    configmap.publish(tmp_path, {"a.policy": A, "b.policy": B}, "2026_11_28_1")
     (tmp_path / ".#a.policy").symlink_to("nobody@host.1234")  # an Emacs lock: dangling
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "c.policy").write_text(A)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from meshward.authz.holder import PolicyHolder, PolicyWatcher, ReloadResult
 from meshward.authz.settings import PolicySettings
 from meshward.policy import load_paths, loader
 from meshward.policy.bundle import write as write_bundle
+from meshward.testing import configmap
 from meshward.testing.waiting import eventually
 
 GOOD = 'service a {\n  @id("r1")\n  allow GET /x from any\n}\n'
@@ -102,16 +105,28 @@ def test_a_bundle_named_as_policy_source_is_refused_clearly(tmp_path: Path) -> N
     assert "is a compiled bundle" in result.error and "serve --bundle" in result.error
 
 
-def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _watched(
+    tmp_path: Path, poll_interval: float
+) -> Iterator[tuple[Path, PolicyHolder, PolicyWatcher, list[ReloadResult]]]:
+    """``a.policy`` (GOOD) loaded, and a running watcher; yields the file, the holder,
+    the watcher and every reload result."""
     source = tmp_path / "a.policy"
     source.write_text(GOOD)
-    settings = PolicySettings(paths=[tmp_path], poll_interval_seconds=0.1)
+    settings = PolicySettings(paths=[tmp_path], poll_interval_seconds=poll_interval)
     results: list[ReloadResult] = []
     holder = PolicyHolder(settings, on_reload=results.append)
     holder.reload()
     watcher = PolicyWatcher(holder, settings)
     watcher.start()
     try:
+        yield source, holder, watcher, results
+    finally:
+        watcher.stop()
+
+
+def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
+    with _watched(tmp_path, 0.1) as (source, holder, watcher, results):
         _bump(source, BETTER)
         assert eventually(lambda: holder.policy is not None and holder.policy.rule_count == 2)
         _bump(source, BROKEN)
@@ -122,20 +137,10 @@ def test_watcher_reloads_on_change_and_on_request(tmp_path: Path) -> None:
         assert len(results) == attempts
         watcher.request_reload()
         assert eventually(lambda: len(results) == attempts + 1)
-    finally:
-        watcher.stop()
 
 
 def test_the_watcher_loads_a_change_once_it_has_settled(tmp_path: Path) -> None:
-    source = tmp_path / "a.policy"
-    source.write_text(GOOD)
-    settings = PolicySettings(paths=[tmp_path], poll_interval_seconds=0.2)
-    results: list[ReloadResult] = []
-    holder = PolicyHolder(settings, on_reload=results.append)
-    holder.reload()
-    watcher = PolicyWatcher(holder, settings)
-    watcher.start()
-    try:
+    with _watched(tmp_path, 0.2) as (source, holder, _, results):
         # A file rewritten in place, slowly: empty, then half, then whole. Loaded at
         # once, the empty file (a valid policy without rules) would have been served.
         for text in ("", BETTER[: len(BETTER) // 2], BETTER):
@@ -143,8 +148,6 @@ def test_the_watcher_loads_a_change_once_it_has_settled(tmp_path: Path) -> None:
             time.sleep(0.3)  # longer than a poll, shorter than two
         assert eventually(lambda: holder.policy is not None and holder.policy.rule_count == 2)
         assert [r.ok for r in results] == [True, True]  # nothing in between was loaded
-    finally:
-        watcher.stop()
 
 
 def test_a_change_that_restores_the_modification_time_is_seen(tmp_path: Path) -> None:
@@ -173,27 +176,15 @@ def test_files_changing_while_read_are_read_again(
         text = real_read(path)
         if path.name == "a.policy":
             for n in swaps:  # once: swap right after the first read of a.policy
-                _swap(tmp_path, versions[n], f"v{n}")
+                configmap.publish(tmp_path, versions[n], f"v{n}")
         return text
 
-    _swap(tmp_path, versions[0], "v0")
+    configmap.publish(tmp_path, versions[0], "v0")
     monkeypatch.setattr("meshward.authz.holder.read_policy_text", read)
     holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
     assert holder.reload().ok and holder.policy is not None
     assert {r.rule_id for r in holder.policy.policy.rules()} == {"open", "admin"}
     assert holder.changed() is None  # the version read is the one now on disk
-
-
-def _swap(root: Path, files: dict[str, str], version: str) -> None:
-    """Publish ``files`` as a ConfigMap update does: a new folder, then one rename."""
-    folder = root / f"..{version}"
-    folder.mkdir()
-    for name, text in files.items():
-        (folder / name).write_text(text)
-        if not (root / name).is_symlink():
-            (root / name).symlink_to(f"..data/{name}")
-    (root / "..data_tmp").symlink_to(folder.name)
-    (root / "..data_tmp").rename(root / "..data")
 
 
 def test_reload_restores_the_interpreter_settings(tmp_path: Path) -> None:
