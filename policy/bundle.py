@@ -61,8 +61,8 @@ def loads(text: str) -> model.PolicySet:
     unknown effect read as an allow, a string read as a port).
     """
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError, or a number too long to convert
         raise BundleError(f"not a meshward bundle (invalid JSON: {exc})") from None
     except RecursionError:
         raise BundleError("not a meshward bundle (JSON nested too deeply)") from None
@@ -90,9 +90,19 @@ def loads(text: str) -> model.PolicySet:
         domains = _list(payload.get("trust_domains"), "trust_domains")
         for td in domains:
             check_trust_domain(_str(td, "a trust domain"))
-        return model.PolicySet(services, frozenset(domains))
+        policy = model.PolicySet(services, frozenset(domains))
+        seen: set[str] = set()
+        for rule in policy.rules():
+            if rule.rule_id in seen:  # decisions, logs and headers name rules by id
+                raise BundleError(f"rule id {rule.rule_id!r} is used twice")
+            seen.add(rule.rule_id)
+        return policy
     except ValueError as exc:  # a BundleError, or a value the language refuses (path, CIDR...)
         raise BundleError(f"malformed bundle payload: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a policy can hold")
 
 
 def write(policy: model.PolicySet, path: str | Path) -> None:
@@ -149,7 +159,6 @@ def _value(v: model.Value) -> Any:
 _EFFECTS = ("allow", "deny")
 _SOURCE_KINDS = get_args(model.SourceKind)
 _OPERATORS = get_args(get_type_hints(model.Cmp)["op"])
-_ATTR_TYPES = get_args(model.AttrType)
 
 
 def _str(v: Any, what: str) -> str:
@@ -208,16 +217,14 @@ def _load_value(v: Any) -> model.Value:
 
 def _load_attr(d: dict[str, Any]) -> model.AttributeRef:
     parts = tuple(_str(p, "an attribute part") for p in _list(d.get("attr"), "attr"))
-    known = (
-        parts in model.FIXED_ATTRIBUTES
-        or (len(parts) >= 2 and parts[0] == "jwt")
-        or (len(parts) == 3 and parts[:2] == ("request", "headers"))
-    )
-    if not known:
-        raise BundleError(f"unknown attribute {'.'.join(parts)!r}")
-    if parts[:2] == ("request", "headers") and parts[2] != parts[2].lower():
-        raise BundleError(f"header names are lower-case: {parts[2]!r}")
-    return model.AttributeRef(parts, _one_of(d.get("type"), _ATTR_TYPES, "attribute type"))
+    kind = model.attribute_type(parts)
+    if kind is None:
+        raise BundleError(f"unknown attribute {'.'.join(parts)!r} (header names are lower-case)")
+    # The type decides how constants are compared (addresses canonicalised, for one): it
+    # must be the language's, not one the file chose.
+    if d.get("type") != kind:
+        raise BundleError(f"attribute {'.'.join(parts)} has type {kind}, not {d.get('type')!r}")
+    return model.AttributeRef(parts, kind)
 
 
 def _load_cond(v: Any, depth: int = 0) -> model.Cond | None:
@@ -258,7 +265,8 @@ def _load_source(v: Any) -> model.Source:
     kind = _one_of(pair[0], _SOURCE_KINDS, "source kind")
     value = _str(pair[1], "a source value")
     if kind == "id":
-        parse_spiffe_id(value)
+        if not parse_spiffe_id(value).path:
+            raise BundleError(f"an id source names a workload, not a trust domain: {value!r}")
     elif kind == "trust_domain":
         check_trust_domain(value)
     elif kind == "namespace":
@@ -306,9 +314,9 @@ def _load_rule(v: Any) -> model.Rule:
 def _load_service(v: Any) -> model.ServicePolicy:
     s = _dict(v, "a service")
     port = s.get("port")
-    key = model.ServiceKey(
-        _str(s.get("name"), "a service name"),
-        None if port is None else _port(port, "a service port"),
-    )
+    name = _str(s.get("name"), "a service name")
+    if not model.SERVICE_NAME_PATTERN.fullmatch(name):
+        raise BundleError(f"a service name as the checker would refuse it: {name!r}")
+    key = model.ServiceKey(name, None if port is None else _port(port, "a service port"))
     rules = tuple(_load_rule(r) for r in _list(s.get("rules"), "rules"))
     return model.ServicePolicy(key, rules, _one_of(s.get("default"), _EFFECTS, "default"))

@@ -449,14 +449,11 @@ class _Checker:
 
     def _attribute(self, node: nodes.Attribute) -> model.AttributeRef | None:
         parts = node.parts
-        if parts[0] == "jwt" and len(parts) >= 2:
-            kind = model.REGISTERED_CLAIMS.get(parts[1], "any") if len(parts) == 2 else "any"
-            return model.AttributeRef(parts, kind)
         if parts[:2] == ("request", "headers") and len(parts) == 3:
-            return model.AttributeRef(("request", "headers", parts[2].lower()), "string")
-        fixed = model.FIXED_ATTRIBUTES.get(parts)
-        if fixed is not None:
-            return model.AttributeRef(parts, fixed)
+            parts = ("request", "headers", parts[2].lower())  # header names are not cased
+        kind = model.attribute_type(parts)
+        if kind is not None:
+            return model.AttributeRef(parts, kind)
         help_text = "known attributes: " + ", ".join(_KNOWN_ATTRIBUTES)
         if parts[0] not in _ROOTS:
             suggestion = did_you_mean(parts[0], _ROOTS)

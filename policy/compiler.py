@@ -20,10 +20,11 @@ def compile_policy(policy: model.PolicySet, fingerprint: str = "") -> CompiledPo
     A service block bound to a port adds its rules to that port only; a block without a
     port applies to every port, so the (service, port) table holds both.
     """
-    names = {key.name for key in policy.services}
+    ports_of: dict[str, set[int | None]] = defaultdict(set)
+    for key in policy.services:
+        ports_of[key.name].add(key.port)
     tables: dict[tuple[str, int | None], DecisionTable] = {}
-    for name in names:
-        ports = {key.port for key in policy.services if key.name == name}
+    for name, ports in ports_of.items():
         for port in ports:
             services = policy.policies_for(name, port)
             rules = [r for s in services for r in s.rules]

@@ -51,6 +51,16 @@ REGISTERED_CLAIMS: dict[str, AttrType] = {
 }
 
 
+def attribute_type(parts: tuple[str, ...]) -> AttrType | None:
+    """The type the language gives an attribute (header names lower-case); None for an
+    attribute it does not know."""
+    if len(parts) >= 2 and parts[0] == "jwt":
+        return REGISTERED_CLAIMS.get(parts[1], "any") if len(parts) == 2 else "any"
+    if len(parts) == 3 and parts[:2] == ("request", "headers"):
+        return "string" if parts[2] == parts[2].lower() else None
+    return FIXED_ATTRIBUTES.get(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class AttributeRef:
     """A resolved attribute: ``root`` is source/request/jwt/destination/connection."""
@@ -177,6 +187,7 @@ class Source:
 # What the checker admits (and a bundle must hold): methods as the grammar spells them,
 # hosts lower-case without a port, optionally `*.` and a suffix.
 METHOD_PATTERN = re.compile(r"[A-Z][A-Z_-]*")
+SERVICE_NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")  # the grammar's
 HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
@@ -273,12 +284,15 @@ class PolicySet:
         bound to a port, or with a `port` clause). A request to it whose port is unknown
         cannot be decided: it is denied, not let past those rules."""
         return any(
-            rule.effect == "deny"
-            and not rule.audit
-            and (key.port is not None or rule.ports is not None)
+            _port_bound_deny(key, service)
             for key, service in self.services.items()
             if key.name == name
-            for rule in service.rules
+        )
+
+    def names_needing_port(self) -> frozenset[str]:
+        """Every name :meth:`needs_port` holds for, in one pass over the services."""
+        return frozenset(
+            key.name for key, service in self.services.items() if _port_bound_deny(key, service)
         )
 
     def policies_for(self, name: str, port: int | None) -> list[ServicePolicy]:
@@ -289,3 +303,12 @@ class PolicySet:
         if port is not None and (on_port := self.services.get(ServiceKey(name, port))):
             out.append(on_port)
         return out
+
+
+def _port_bound_deny(key: ServiceKey, service: ServicePolicy) -> bool:
+    """Whether a block holds a deny rule that holds on some ports only."""
+    bound = key.port is not None
+    return any(
+        rule.effect == "deny" and not rule.audit and (bound or rule.ports is not None)
+        for rule in service.rules
+    )

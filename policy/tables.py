@@ -251,9 +251,7 @@ class CompiledPolicy:
         by_port = {(name, port): t for (name, port), t in self.tables.items() if port is not None}
         object.__setattr__(self, "_any_port", any_port)
         object.__setattr__(self, "_by_port", by_port)
-        names = {name for name, _ in self.tables}
-        needs = frozenset(n for n in names if self.policy.needs_port(n))
-        object.__setattr__(self, "needs_port", needs)
+        object.__setattr__(self, "needs_port", self.policy.names_needing_port())
 
     def table_for(self, destination: str, port: int | None) -> DecisionTable | None:
         """The table that decides a call to ``destination`` on ``port``: the port's own,

@@ -111,6 +111,17 @@ EDITS = {
     "an upper-case header name": lambda d: _first_rule(d).update(
         when={"has": {"attr": ["request", "headers", "X-A"], "type": "any"}}
     ),
+    # Typed as a string, an address would be compared as written, not canonicalised.
+    "an attribute of another type": lambda d: _first_rule(d).update(
+        when={"cmp": "==", "attr": ["source", "ip"], "type": "string", "value": "::FFFF:a00:1"}
+    ),
+    "a rule id twice": lambda d: d["payload"]["services"][0]["rules"].append(_first_rule(d)),
+    "an id naming a trust domain": lambda d: _first_rule(d).update(
+        sources=[["id", "spiffe://cluster.local"]]
+    ),
+    "a service name the grammar refuses": lambda d: d["payload"]["services"][0].update(
+        name="Pay\nments"
+    ),
 }
 
 
@@ -137,6 +148,15 @@ def test_a_version_must_be_the_integer(tmp_path, version):
     doc["version"] = version
     with pytest.raises(BundleError, match="is not supported"):
         bundle.loads(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "number", ["NaN", "Infinity", "-Infinity", "1" * 5_000], ids=["nan", "inf", "-inf", "long"]
+)
+def test_numbers_no_policy_holds_are_refused(number):
+    # A 5,000-digit number makes the JSON reader raise a plain ValueError.
+    with pytest.raises(BundleError, match="not a meshward bundle"):
+        bundle.loads(f'{{"format": "meshward-bundle", "version": 1, "x": {number}}}')
 
 
 def test_binary_and_deeply_nested_files_are_refused(tmp_path):
