@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, cast, get_args, get_type_hints
@@ -17,7 +18,7 @@ from typing import Any, cast, get_args, get_type_hints
 from . import model
 from .diagnostics import Span
 from .identity import check_trust_domain, parse_spiffe_id
-from .nodes import MAX_CONDITION_DEPTH
+from .nodes import MAX_CONDITION_DEPTH, MAX_NUMBER_DIGITS
 from .paths import parse_path_pattern
 
 FORMAT = "meshward-bundle"
@@ -201,6 +202,8 @@ def _strings(v: Any, what: str, pattern: re.Pattern[str] | None = None) -> list[
     if v is None:
         return None
     out = [_str(x, what) for x in _list(v, what + "s")]
+    if not out:  # the language writes no empty set: absent means any
+        raise BundleError(f"an empty list of {what}s")
     for x in out:
         if pattern is not None and not pattern.fullmatch(x):
             raise BundleError(f"{what} as the checker would refuse it: {x!r}")
@@ -212,6 +215,10 @@ def _load_value(v: Any) -> model.Value:
         return tuple(_load_value(x) for x in _list(v.get("list"), "a list literal"))
     if not isinstance(v, str | int | float | bool):
         raise BundleError(f"bad literal {v!r}")
+    if isinstance(v, float) and not math.isfinite(v):  # 1e999 reads as infinity
+        raise BundleError(f"a number no policy can hold: {v!r}")
+    if isinstance(v, int) and len(str(abs(v))) > MAX_NUMBER_DIGITS:
+        raise BundleError(f"a number has at most {MAX_NUMBER_DIGITS} digits")
     return v
 
 
@@ -255,6 +262,9 @@ def _load_cond(v: Any, depth: int = 0) -> model.Cond | None:
         for network in literals:
             ipaddress.ip_network(cast(str, network))
     attribute = _load_attr(d)
+    mismatch = model.operand_mismatch(op, attribute, operand)
+    if mismatch is not None:
+        raise BundleError(mismatch)
     return model.Cmp(op, attribute, model.canonical_operand(op, attribute, operand))
 
 
@@ -264,7 +274,10 @@ def _load_source(v: Any) -> model.Source:
         raise BundleError(f"a source is [kind, value]: {v!r}")
     kind = _one_of(pair[0], _SOURCE_KINDS, "source kind")
     value = _str(pair[1], "a source value")
-    if kind == "id":
+    if kind in ("any", "authenticated", "unauthenticated"):
+        if value:
+            raise BundleError(f"an {kind!r} source has no value: {value!r}")
+    elif kind == "id":
         if not parse_spiffe_id(value).path:
             raise BundleError(f"an id source names a workload, not a trust domain: {value!r}")
     elif kind == "trust_domain":
@@ -274,9 +287,18 @@ def _load_source(v: Any) -> model.Source:
         check_trust_domain(td)
         if not slash or not ns:
             raise BundleError(f"a namespace source is trust-domain/namespace: {value!r}")
+        if "/" in ns or parse_spiffe_id(f"spiffe://{td}/ns/{ns}/sa/x").namespace != ns:
+            raise BundleError(f"not a namespace: {ns!r}")
     elif kind == "cidr":
         ipaddress.ip_network(value, strict=True)
     return model.Source(kind, value)
+
+
+def _sources(v: Any) -> list[Any]:
+    sources = _list(v, "sources")
+    if not sources:  # a rule without `from` holds the `any` source
+        raise BundleError("an empty list of sources")
+    return sources
 
 
 def _load_rule(v: Any) -> model.Rule:
@@ -303,7 +325,7 @@ def _load_rule(v: Any) -> model.Rule:
             if ports is not None
             else None
         ),
-        sources=tuple(_load_source(x) for x in _list(r.get("sources"), "sources")),
+        sources=tuple(_load_source(x) for x in _sources(r.get("sources"))),
         when=_load_cond(r.get("when")),
         unless=_load_cond(r.get("unless")),
         span=Span(*span),

@@ -471,44 +471,16 @@ class _Checker:
     def _compare(self, cond: nodes.Compare, attr: model.AttributeRef) -> model.Cond | None:
         value = _plain(cond.operand)
         op = cond.op
-        mismatch = None
-        if op in ("==", "!="):
-            if isinstance(value, tuple):
-                mismatch = f"`{op}` compares one value; use `in [...]` for a list"
-            elif not _compatible(attr.type, value):
-                mismatch = f"{attr.dotted} is a {attr.type}, compared with {_kind(value)}"
-        elif op == "in":
-            if not isinstance(value, tuple):
-                mismatch = '`in` takes a list: in ["a", "b"]'
-            elif not value:
-                mismatch = "`in []` can never match"
-            elif bad := [v for v in value if not _compatible(attr.type, v)]:
-                mismatch = f"{attr.dotted} is a {attr.type}; the list holds {_kind(bad[0])}"
-        elif op == "contains":
-            if attr.type not in ("any", "list"):
-                mismatch = (
-                    f"{attr.dotted} is a {attr.type}; `contains` works on list claims "
-                    "(and space-separated claims such as scope)"
-                )
-            elif isinstance(value, tuple):
-                mismatch = "`contains` takes one value"
-        elif op == "matches":
-            if attr.type not in ("string", "any"):
-                mismatch = f"{attr.dotted} is a {attr.type}; `matches` takes a string"
-        elif op == "within":
-            if attr.type not in ("ip", "any"):
-                mismatch = f"{attr.dotted} is a {attr.type}; `within` takes an IP address"
-            elif not isinstance(value, tuple) or not value:
-                mismatch = '`within` takes a list of networks: within ["10.0.0.0/8"]'
-            else:
-                nets = []
-                for item in value:
-                    try:
-                        nets.append(str(ipaddress.ip_network(str(item), strict=True)))
-                    except ValueError as exc:
-                        self.error("bad-cidr", f"invalid CIDR {item!r}: {exc}", cond.operand.span)
-                        return None
-                value = tuple(nets)
+        mismatch = model.operand_mismatch(op, attr, value)
+        if mismatch is None and op == "within":
+            nets = []
+            for item in cast(tuple[model.Value, ...], value):
+                try:
+                    nets.append(str(ipaddress.ip_network(str(item), strict=True)))
+                except ValueError as exc:
+                    self.error("bad-cidr", f"invalid CIDR {item!r}: {exc}", cond.operand.span)
+                    return None
+            value = tuple(nets)
         if mismatch is not None:
             self.error("type-mismatch", mismatch, cond.span)
             return None
@@ -530,19 +502,3 @@ def _plain(lit: nodes.Literal_) -> model.Value:
     if isinstance(lit.value, tuple):
         return tuple(_plain(x) for x in lit.value)
     return lit.value
-
-
-def _kind(value: model.Value) -> str:
-    return "a " + model.kind_of(value)
-
-
-def _compatible(attr_type: model.AttrType, value: model.Value) -> bool:
-    if attr_type == "any":
-        return not isinstance(value, tuple)
-    if attr_type in ("string", "ip"):
-        return isinstance(value, str)
-    if attr_type == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if attr_type == "bool":
-        return isinstance(value, bool)
-    return False

@@ -73,6 +73,52 @@ class AttributeRef:
         return dotted_name(self.parts)
 
 
+def operand_mismatch(op: str, attr: AttributeRef, value: Value) -> str | None:
+    """Why ``attr op value`` is a type error, or None when the types fit (the networks of
+    a `within` list are checked apart)."""
+    if op in ("==", "!="):
+        if isinstance(value, tuple):
+            return f"`{op}` compares one value; use `in [...]` for a list"
+        if not _compatible(attr.type, value):
+            return f"{attr.dotted} is a {attr.type}, compared with a {kind_of(value)}"
+    elif op == "in":
+        if not isinstance(value, tuple):
+            return '`in` takes a list: in ["a", "b"]'
+        if not value:
+            return "`in []` can never match"
+        if bad := [v for v in value if not _compatible(attr.type, v)]:
+            return f"{attr.dotted} is a {attr.type}; the list holds a {kind_of(bad[0])}"
+    elif op == "contains":
+        if attr.type not in ("any", "list"):
+            return (
+                f"{attr.dotted} is a {attr.type}; `contains` works on list claims "
+                "(and space-separated claims such as scope)"
+            )
+        if isinstance(value, tuple):
+            return "`contains` takes one value"
+    elif op == "matches":
+        if attr.type not in ("string", "any"):
+            return f"{attr.dotted} is a {attr.type}; `matches` takes a string"
+    elif op == "within":
+        if attr.type not in ("ip", "any"):
+            return f"{attr.dotted} is a {attr.type}; `within` takes an IP address"
+        if not isinstance(value, tuple) or not value:
+            return '`within` takes a list of networks: within ["10.0.0.0/8"]'
+    return None
+
+
+def _compatible(attr_type: AttrType, value: Value) -> bool:
+    if attr_type == "any":
+        return not isinstance(value, tuple)
+    if attr_type in ("string", "ip"):
+        return isinstance(value, str)
+    if attr_type == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if attr_type == "bool":
+        return isinstance(value, bool)
+    return False
+
+
 # --- conditions ----------------------------------------------------------------------
 
 Value = str | int | float | bool | tuple["Value", ...]

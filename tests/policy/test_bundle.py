@@ -122,6 +122,24 @@ EDITS = {
     "a service name the grammar refuses": lambda d: d["payload"]["services"][0].update(
         name="Pay\nments"
     ),
+    "an empty method list": lambda d: _first_rule(d).update(methods=[]),
+    "an empty source list": lambda d: _first_rule(d).update(sources=[]),
+    "`in` with one value": lambda d: _first_rule(d).update(
+        when={"cmp": "in", "attr": ["jwt", "x"], "type": "any", "value": "a"}
+    ),
+    "`contains` on the method": lambda d: _first_rule(d).update(
+        when={"cmp": "contains", "attr": ["request", "method"], "type": "string", "value": "G"}
+    ),
+    "a number of 50 digits": lambda d: _first_rule(d).update(
+        when={"cmp": "==", "attr": ["jwt", "x"], "type": "any", "value": 10**49}
+    ),
+    "a namespace that is no path segment": lambda d: _first_rule(d).update(
+        sources=[["namespace", "cluster.local/o ps"]]
+    ),
+    "a namespace of two segments": lambda d: _first_rule(d).update(
+        sources=[["namespace", "cluster.local/ops/x"]]
+    ),
+    "`any` with a value": lambda d: _first_rule(d).update(sources=[["any", "x"]]),
 }
 
 
@@ -157,6 +175,15 @@ def test_numbers_no_policy_holds_are_refused(number):
     # A 5,000-digit number makes the JSON reader raise a plain ValueError.
     with pytest.raises(BundleError, match="not a meshward bundle"):
         bundle.loads(f'{{"format": "meshward-bundle", "version": 1, "x": {number}}}')
+
+
+def test_a_number_that_reads_as_infinity_is_refused(tmp_path):
+    doc = _doc(tmp_path)
+    _first_rule(doc).update(when={"cmp": "==", "attr": ["jwt", "x"], "type": "any", "value": 1e999})
+    text = _resealed(doc)  # the checksum is of the payload as read: infinity
+    assert "Infinity" in text
+    with pytest.raises(BundleError, match="a number no policy can hold"):
+        bundle.loads(text.replace("Infinity", "1e999"))
 
 
 def test_binary_and_deeply_nested_files_are_refused(tmp_path):
