@@ -192,6 +192,24 @@ def _dict(v: Any, what: str) -> dict[str, Any]:
     return v
 
 
+def _fields(v: Any, names: frozenset[str], what: str) -> dict[str, Any]:
+    """An object with exactly these keys, as ``dumps`` writes it: none missing (read as
+    "any"), none unknown (silently ignored)."""
+    d = _dict(v, what)
+    if d.keys() != names:
+        raise BundleError(f"{what} has the keys {sorted(d)}, not {sorted(names)}")
+    return d
+
+
+_SERVICE_FIELDS = frozenset({"name", "port", "default", "rules"})
+_RULE_FIELDS = frozenset(
+    {"id", "explicit_id", "effect", "audit", "methods", "paths", "hosts", "ports", "sources"}
+    | {"when", "unless", "span"}
+)
+_ATTR_FIELDS = frozenset({"attr", "type"})
+_CMP_FIELDS = frozenset({"cmp", "value"}) | _ATTR_FIELDS
+
+
 def _one_of(v: Any, options: tuple[str, ...], what: str) -> Any:
     if v not in options or not isinstance(v, str):
         raise BundleError(f"{what} {v!r} is not one of {', '.join(options)}")
@@ -212,7 +230,8 @@ def _strings(v: Any, what: str, pattern: re.Pattern[str] | None = None) -> list[
 
 def _load_value(v: Any) -> model.Value:
     if isinstance(v, dict):
-        return tuple(_load_value(x) for x in _list(v.get("list"), "a list literal"))
+        items = _fields(v, frozenset({"list"}), "a list literal")["list"]
+        return tuple(_load_value(x) for x in _list(items, "a list literal"))
     if not isinstance(v, str | int | float | bool):
         raise BundleError(f"bad literal {v!r}")
     if isinstance(v, float) and not math.isfinite(v):  # 1e999 reads as infinity
@@ -252,7 +271,8 @@ def _load_cond(v: Any, depth: int = 0) -> model.Cond | None:
             cast(model.Cond, _load_cond(_dict(d["not"], "a condition"), depth + 1))
         )
     if len(d) == 1 and "has" in d:
-        return model.HasAttr(_load_attr(_dict(d["has"], "a `has` test")))
+        return model.HasAttr(_load_attr(_fields(d["has"], _ATTR_FIELDS, "a `has` test")))
+    d = _fields(d, _CMP_FIELDS, "a comparison")
     op = _one_of(d.get("cmp"), _OPERATORS, "operator")
     operand = _load_value(d.get("value"))
     literals = operand if isinstance(operand, tuple) else (operand,)
@@ -302,7 +322,7 @@ def _sources(v: Any) -> list[Any]:
 
 
 def _load_rule(v: Any) -> model.Rule:
-    r = _dict(v, "a rule")
+    r = _fields(v, _RULE_FIELDS, "a rule")
     rule_id = _str(r.get("id"), "a rule id")
     if not rule_id.strip() or not rule_id.isprintable():
         raise BundleError(f"bad rule id {rule_id!r}")
@@ -334,7 +354,7 @@ def _load_rule(v: Any) -> model.Rule:
 
 
 def _load_service(v: Any) -> model.ServicePolicy:
-    s = _dict(v, "a service")
+    s = _fields(v, _SERVICE_FIELDS, "a service")
     port = s.get("port")
     name = _str(s.get("name"), "a service name")
     if not model.SERVICE_NAME_PATTERN.fullmatch(name):

@@ -140,6 +140,11 @@ EDITS = {
         sources=[["namespace", "cluster.local/ops/x"]]
     ),
     "`any` with a value": lambda d: _first_rule(d).update(sources=[["any", "x"]]),
+    "a rule without its methods": lambda d: _first_rule(d).pop("methods"),
+    "a rule with a key no bundle has": lambda d: _first_rule(d).update(priority=1),
+    "a comparison with a key no bundle has": lambda d: _first_rule(d).update(
+        when={"cmp": "==", "attr": ["jwt", "x"], "type": "any", "value": "1", "all": []}
+    ),
 }
 
 
