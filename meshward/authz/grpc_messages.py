@@ -44,15 +44,21 @@ def check_input(
     attrs = request.attributes
     http = attrs.request.http
     headers = http.headers  # a read-only view; Envoy sends lower-case names
+    if not headers and http.HasField("header_map"):
+        headers = raw_headers(http.header_map)
     source = attrs.source
     address = source.address.socket_address.address if source.HasField("address") else ""
     principal = trusted_principal(source.principal)
-    if principal is None and fallback is not None:
+    # XFCC only where the peer presented no certificate: an invalid one makes the caller
+    # unauthenticated, whatever a header says.
+    if not source.principal and fallback is not None:
         principal = fallback(headers)
     local = attrs.destination
     port = local.address.socket_address.port_value if local.HasField("address") else 0
     return CheckInput(
-        http.method,
+        # Methods are tokens the policy writes in upper case; Envoy passes HTTP/2's
+        # :method as the client wrote it, and many applications read `delete` as DELETE.
+        http.method.upper(),
         http.path,
         http.host or headers.get(":authority") or headers.get("host"),
         headers,
@@ -61,6 +67,18 @@ def check_input(
         destinations.from_grpc(attrs.context_extensions, local.principal),
         port or None,
     )
+
+
+def raw_headers(header_map: Any) -> dict[str, str]:
+    """The headers Envoy sends as a list instead of a map (``encode_raw_headers``), in the
+    map's form: values as text, a repeated header joined with commas as Envoy joins it."""
+    out: dict[str, str] = {}
+    for header in header_map.headers:
+        raw: bytes = header.raw_value
+        value = raw.decode("latin-1") if raw else header.value
+        key = header.key.lower()
+        out[key] = out[key] + "," + value if key in out else value
+    return out
 
 
 def check_response(outcome: Outcome) -> Any:

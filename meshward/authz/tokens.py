@@ -207,6 +207,9 @@ class KeySet:
         return keys
 
 
+FAR_FUTURE = 1e18  # seconds since the epoch: later expiry times are cached as this
+
+
 class JwtVerifier:
     """Verify bearer tokens; thread-safe; caches verified tokens until they expire."""
 
@@ -258,7 +261,9 @@ class JwtVerifier:
         if result.claims is not None:
             exp = result.claims.get("exp")
             if isinstance(exp, int | float):
-                until = float(exp) + self._leeway
+                # (An int past any float's range would overflow float(): such a token
+                # stays cached as long as its keys stand, as a far-future one does.)
+                until = float(min(exp, FAR_FUTURE)) + self._leeway
                 self._remember(self._cache, digest, (result, until, keyset, generation))
         elif result.reason in LASTING_FAILURES:
             entry = (result, now + FAILURE_TTL_SECONDS, None, 0)

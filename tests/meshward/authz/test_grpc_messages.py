@@ -99,6 +99,37 @@ def test_the_fallback_reads_headers_only_without_a_transport_identity() -> None:
     assert seen == [xfcc["x-forwarded-client-cert"]]
 
 
+def test_an_invalid_transport_identity_is_never_replaced_by_a_header() -> None:
+    # The peer presented a certificate without a valid SPIFFE ID: it is unauthenticated,
+    # whatever XFCC the client wrote.
+    def fallback(headers: object) -> str | None:
+        return "spiffe://cluster.local/ns/a/sa/b"
+
+    for principal in ("CN=x", "spiffe://Cluster.local/ns/a/sa/b", "spiffe://a/x,spiffe://b/y"):
+        assert check_input(_request(principal), RESOLVER, fallback).principal is None
+
+
+def test_methods_are_read_in_upper_case_as_the_policy_writes_them() -> None:
+    request = _request()
+    for method in ("delete", "Delete", "DELETE"):
+        request.attributes.request.http.method = method
+        assert check_input(request, RESOLVER).method == "DELETE"
+
+
+def test_headers_sent_as_a_list_are_read_as_the_map() -> None:
+    # With encode_raw_headers, Envoy fills header_map (values as raw bytes), not headers.
+    request = _request(PEER)
+    raw = request.attributes.request.http.header_map.headers
+    raw.add(key="authorization", raw_value=b"Bearer t")
+    raw.add(key="x-block", raw_value=b"yes")
+    raw.add(key="x-block", raw_value=b"no")
+    raw.add(key="x-old", value="text")
+    headers = check_input(request, RESOLVER).headers
+    assert dict(headers) == {"authorization": "Bearer t", "x-block": "yes,no", "x-old": "text"}
+    request.attributes.request.http.headers["x-map"] = "1"  # the map, when Envoy sends it
+    assert dict(check_input(request, RESOLVER).headers) == {"x-map": "1"}
+
+
 def test_an_allow_sets_status_and_overwrites_upstream_headers() -> None:
     outcome = Outcome(
         True,

@@ -483,3 +483,15 @@ def test_an_issuer_names_either_an_issuer_or_a_trust_domain() -> None:
         JwtSettings(issuers=[base])
     with pytest.raises(ValueError, match="trust_domain"):
         JwtSettings(issuers=[{**base, "trust_domain": "Not A Domain"}])
+
+
+def test_an_expiry_past_any_float_is_verified_and_cached(
+    issuer: TestIssuer, file_verifier: JwtVerifier
+) -> None:
+    # float() of a 400-digit exp overflows: every request with the token was denied as an
+    # internal error.
+    token = issuer.token({"sub": "alice", "exp": 10**400})
+    for _ in range(2):  # verified, then from the cache
+        result = file_verifier.verify(token)
+        assert result.verified and result.claims is not None
+        assert result.claims["sub"] == "alice"
