@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
@@ -38,6 +40,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     write_new_file(tmp, data, mode)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """:func:`atomic_write` to the file ``path`` names (through a link, to its target, as
+    editors write), keeping an existing file's mode; ``mode`` is a new file's."""
+    target = path.resolve()
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat.S_IMODE(target.stat().st_mode)
+    atomic_write(target, data, mode)
 
 
 def remove_temporaries(directory: Path) -> None:

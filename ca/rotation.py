@@ -83,6 +83,16 @@ class Rotator:
         # would stop every workload's renewal.
         for workload in self.workloads:
             check_leaf_id(workload.spiffe_id, ca.trust_domain)
+        # Two workloads writing one directory would remove each other's versions.
+        seen: dict[Path, SpiffeId] = {}
+        for workload in self.workloads:
+            where = workload.directory.resolve()
+            if where in seen:
+                raise CaError(
+                    f"{workload.spiffe_id} and {seen[where]} would share the directory {where}",
+                    code="shared-directory",
+                )
+            seen[where] = workload.spiffe_id
         for workload in self.workloads:
             repair(workload.directory)
 

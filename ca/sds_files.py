@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import TrustBundle
-from .fsio import atomic_write, fsync_dir, write_new_file
+from .fsio import TEMP_PREFIX, atomic_write, fsync_dir, write_new_file
 from .x509_svid import X509Svid
 
 DATA_LINK = "..data"
@@ -36,7 +36,6 @@ SDS_BUNDLE_CONFIG = "sds-bundle.json"
 # The names of the two secrets in those documents.
 CERT_SECRET = "spiffe_svid"
 BUNDLE_SECRET = "spiffe_bundle"
-_TMP_LINK = "..data_tmp"
 _SECRET = frozenset({KEY_FILE})
 _versions = itertools.count()
 _SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
@@ -50,7 +49,7 @@ def stage_version(
     :func:`publish_version`, or a crash could publish empty files."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y_%m_%d_%H_%M_%S.%f")
-    version = directory / f"..{stamp}.{os.getpid()}.{next(_versions)}"
+    version = directory / f"..{stamp}.{next(_versions)}.{os.getpid()}"
     os.mkdir(version, 0o755)
     for name, data in files.items():
         write_new_file(version / name, data, 0o600 if name in secret else 0o644, sync=sync)
@@ -61,7 +60,7 @@ def stage_version(
 
 def publish_version(directory: Path, version: Path, *, sync: bool = True) -> None:
     """Make a staged version current by renaming ``..data`` onto it, then drop older ones."""
-    tmp_link = directory / _TMP_LINK
+    tmp_link = directory / f"..data_tmp.{os.getpid()}"
     _symlink_over(version.name, tmp_link)
     os.replace(tmp_link, directory / DATA_LINK)
     for name in os.listdir(version):
@@ -95,7 +94,7 @@ def _ensure_user_link(directory: Path, name: str) -> None:
             return
     except OSError:
         pass  # missing, or not a link: (re)create it
-    tmp = directory / f"..{name}.tmp"
+    tmp = directory / f"..{name}.tmp.{os.getpid()}"
     _symlink_over(target, tmp)
     os.replace(tmp, link)
 
@@ -105,10 +104,35 @@ def _remove_old_versions(directory: Path, keep: str) -> None:
         for entry in entries:
             if not entry.name.startswith("..") or entry.name in (keep, DATA_LINK):
                 continue
+            if _written_by_another_live_process(entry.name):
+                continue  # a version it staged and is about to publish: not ours to remove
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
                 os.unlink(entry.path)
+
+
+def _written_by_another_live_process(name: str) -> bool:
+    """Whether a version or temporary link was made by another process that still runs
+    (its name ends in the writer's process id). Two writers on one directory (two
+    rotation services, or ``ca issue --out`` into a managed directory) then never delete
+    what the other has staged but not yet published, which would leave ``..data``
+    dangling. A process id reused after a crash only delays a leftover's removal."""
+    pid_text = name.rsplit(".", 1)[-1]
+    if not pid_text.isdigit():
+        return False  # no writer named: a leftover of an older layout
+    pid = int(pid_text)
+    if pid <= 1 or pid == os.getpid():  # (0 would name our process group)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    except OverflowError:
+        return False
+    return True
 
 
 def current_version(directory: Path) -> Path | None:
@@ -121,12 +145,17 @@ def current_version(directory: Path) -> Path | None:
 
 def repair(directory: Path) -> None:
     """Finish or undo what an interrupted :func:`write_version` left behind: remove an
-    unpublished version directory or a temporary link, and restore the links to the
+    unpublished version directory or a temporary link (not another running writer's),
+    and temporary SDS documents, and restore the links to the
     published version's files (a crash right after the ``..data`` swap of a first write
     leaves none). The published version is never touched."""
     current = current_version(directory)
     if directory.is_dir():
         _remove_old_versions(directory, keep=current.name if current else "")
+        # An SDS document's atomic write cut short (`--envoy-config`).
+        for leftover in directory.glob(f"{TEMP_PREFIX}*"):
+            if not _written_by_another_live_process(leftover.name):
+                leftover.unlink(missing_ok=True)
     if current is not None and current.is_dir():  # (a dangling `..data`: the next renewal)
         for name in os.listdir(current):
             _ensure_user_link(directory, name)

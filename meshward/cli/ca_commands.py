@@ -20,6 +20,7 @@ from typing import Any
 from meshward.ca.authority import load_authority, load_pem_certificates, utcnow
 from meshward.ca.csr import approve_csr
 from meshward.ca.errors import CaError
+from meshward.ca.fsio import replace_file
 from meshward.ca.keys import KeyAlgorithm
 from meshward.ca.manager import MAX_JWT_TTL, CaSettings, TrustDomainCa
 from meshward.ca.rotation import RenewalPolicy, Rotator
@@ -66,8 +67,8 @@ def _open(args: argparse.Namespace) -> TrustDomainCa:
 def _write_or_print(data: bytes, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(data.decode())
-    else:
-        out.write_bytes(data)
+    else:  # replaced whole: a reader, or a crash, never sees a truncated bundle
+        replace_file(out, data)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from meshward.ca.fsio import atomic_write
+from meshward.ca.fsio import replace_file
 from meshward.policy import PolicyError, diff_report, load_paths, load_texts
 from meshward.policy.diagnostics import Diagnostic, Severity, SourceSet, render_human
 from meshward.policy.diff import diff_policies
@@ -354,7 +353,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         elif args.check:
             print(f"would reformat {path}")
         else:
-            _rewrite(path, formatted)
+            # Encoded first, then swapped in whole: a failure leaves the file as it was.
+            replace_file(path, formatted.encode("utf-8"))
             print(f"reformatted {path}", file=sys.stderr)
     verb = "would be reformatted" if args.check or args.diff else "reformatted"
     print(
@@ -366,14 +366,6 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     if broken:
         return EXIT_USAGE
     return EXIT_FINDINGS if changed and (args.check or args.diff) else EXIT_OK
-
-
-def _rewrite(path: Path, text: str) -> None:
-    """Replace a file's text whole: encoded first, then swapped in by a rename, so that a
-    failure at any point leaves the file as it was."""
-    data = text.encode("utf-8")
-    target = path.resolve()  # through a symlink, to the file it names, as editors do
-    atomic_write(target, data, stat.S_IMODE(target.stat().st_mode))
 
 
 # --- test ----------------------------------------------------------------------------

@@ -134,3 +134,14 @@ def test_a_directory_given_to_another_workload_is_renewed_at_once(
     assert moved.run_once().renewed == [B]
     uri = _leaf(tmp_path / "shared").extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert uri.value.get_values_for_type(x509.UniformResourceIdentifier) == [str(B)]
+
+
+def test_two_workloads_sharing_a_directory_are_refused_up_front(
+    ca: TrustDomainCa, tmp_path: Path
+) -> None:
+    # Each write would remove the other's versions, leaving `..data` dangling.
+    (tmp_path / "w").mkdir()
+    shared = [Workload(A, tmp_path / "w"), Workload(B, tmp_path / "w" / ".." / "w")]
+    with pytest.raises(CaError, match="would share the directory") as info:
+        Rotator(ca, shared)
+    assert info.value.code == "shared-directory"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,39 @@ def test_envoy_sds_configs_name_one_secret_each_and_watch_the_directory(tmp_path
     assert tls["watched_directory"]["path"] == str(tmp_path.resolve())
     validation = bundle_doc["resources"][0]["validation_context"]
     assert validation["trusted_ca"]["filename"] == str(tmp_path.resolve() / "bundle.pem")
+
+
+def test_a_version_another_running_writer_staged_is_left_to_it(
+    tmp_path: Path,
+    make_svid,  # type: ignore[no-untyped-def]
+    bundle,  # type: ignore[no-untyped-def]
+) -> None:
+    # Two writers on one directory: removing the version the other has staged but not yet
+    # published would leave `..data` pointing at nothing once it publishes.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        staged = tmp_path / f"..2026_01_01_00_00_00.000000.0.{other.pid}"
+        staged.mkdir(parents=True)
+        write_svid_files(tmp_path, make_svid(), bundle)
+        repair(tmp_path)
+        assert staged.is_dir()
+    finally:
+        other.kill()
+        other.wait(timeout=10)
+    published = write_svid_files(tmp_path, make_svid(), bundle)  # its writer is gone
+    assert not staged.exists() and current_version(tmp_path) == published
+    assert _matches(tmp_path)
+
+
+def test_repair_removes_temporary_sds_documents_of_a_write_cut_short(tmp_path: Path) -> None:
+    write_envoy_sds_configs(tmp_path)
+    dead = tmp_path / f".tmp-sds-cert.json.{_dead_pid()}"
+    dead.write_text("{")
+    repair(tmp_path)
+    assert not dead.exists() and (tmp_path / "sds-cert.json").exists()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
