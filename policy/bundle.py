@@ -20,6 +20,7 @@ from .diagnostics import Span
 from .identity import check_trust_domain, parse_spiffe_id
 from .nodes import MAX_CONDITION_DEPTH, MAX_NUMBER_DIGITS
 from .paths import parse_path_pattern
+from .request import canonical_network
 
 FORMAT = "meshward-bundle"
 VERSION = 1
@@ -310,7 +311,7 @@ def _load_source(v: Any) -> model.Source:
         if "/" in ns or parse_spiffe_id(f"spiffe://{td}/ns/{ns}/sa/x").namespace != ns:
             raise BundleError(f"not a namespace: {ns!r}")
     elif kind == "cidr":
-        ipaddress.ip_network(value, strict=True)
+        value = canonical_network(value)  # as the checker writes it today
     return model.Source(kind, value)
 
 

@@ -18,6 +18,7 @@ from . import model, nodes
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
 from .identity import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from .paths import PathPatternError, parse_path_pattern
+from .request import canonical_network
 
 RESERVED_NAMES = frozenset(
     {"any", "authenticated", "unauthenticated", "namespace", "sa", "trust_domain", "ip"}
@@ -165,22 +166,28 @@ class _Checker:
             by_name[key.name].extend((key, b) for b, _ in entries if not b.audit)
         out: dict[model.ServiceKey, model.Effect] = {}
         for name, service_blocks in by_name.items():
-            with_default = [(k, b) for k, b in service_blocks if b.default is not None]
-            if not with_default:
-                continue
-            if len(service_blocks) > 1:
-                for _, b in with_default:
-                    assert b.default is not None
+            for key, block in service_blocks:
+                if block.default is None:
+                    continue
+                # The blocks whose rules a request decided under this default also meets:
+                # every other block for a block on every port, else those on this port
+                # or on every port.
+                sharing = [
+                    k
+                    for k, b in service_blocks
+                    if b is not block and (key.port is None or k.port in (None, key.port))
+                ]
+                if sharing:
+                    where = "every port" if key.port is None else f"port {key.port}"
                     self.error(
                         "default-in-extended-service",
-                        f"service {name!r} is written in {len(service_blocks)} blocks; "
-                        "`default` is allowed only when a service has one block",
-                        b.default.span,
-                        help="merge the blocks, or remove `default` (deny is the default)",
+                        f"service {name!r} on {where} is written in {len(sharing) + 1} "
+                        "blocks; `default` is allowed only where one block decides",
+                        block.default.span,
+                        help="merge those blocks, or remove `default` (deny is the default)",
                     )
-                continue
-            key, block = with_default[0]
-            out[key] = cast(model.Effect, block.default.value)  # type: ignore[union-attr]
+                    continue
+                out[key] = cast(model.Effect, block.default.value)
         return out
 
     # --- rules -----------------------------------------------------------------------
@@ -322,14 +329,14 @@ class _Checker:
             return (model.Source("trust_domain", value),)
         if kind == "cidr":
             try:
-                network = ipaddress.ip_network(value, strict=True)
+                network = canonical_network(value)
             except ValueError as exc:
                 hint = None
                 with contextlib.suppress(ValueError):
                     hint = str(ipaddress.ip_network(value, strict=False))
                 self.error("bad-cidr", f"invalid CIDR {value!r}: {exc}", term.span, suggestion=hint)
                 return ()
-            return (model.Source("cidr", str(network)),)
+            return (model.Source("cidr", network),)
         td = self._relative_trust_domain(term, f, kind)
         if kind == "namespace":
             if td is None:

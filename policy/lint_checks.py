@@ -785,7 +785,11 @@ def _shadow_checks(ctx: LintContext) -> Iterator[Diagnostic]:
         return
     reported: set[tuple[str, str]] = set()
     for name, port in sorted(ctx.compiled.tables, key=str):
-        rules = [r for s in ctx.policy.policies_for(name, port) for r in s.rules if not r.audit]
+        services = ctx.policy.policies_for(name, port)
+        rules = [r for s in services for r in s.rules if not r.audit]
+        # The ports each rule holds on: a block bound to a port holds there only, so a
+        # rule of it covers another on that port alone.
+        ports = {id(r): _rule_ports(s.key.port, r) for s in services for r in s.rules}
         order = {
             id(r): i for i, r in enumerate(sorted(rules, key=lambda r: (r.span.file, r.span.line)))
         }
@@ -795,7 +799,9 @@ def _shadow_checks(ctx: LintContext) -> Iterator[Diagnostic]:
                 # An allow never hides a deny; skip those pairs before the cover test.
                 if b is a or (b.effect == "allow" and a.effect == "deny") or not covers(b, a):
                     continue
-                same = covers(a, b) and a.effect == b.effect
+                if not _ports_cover(ports[id(b)], ports[id(a)]):
+                    continue
+                same = covers(a, b) and a.effect == b.effect and ports[id(a)] == ports[id(b)]
                 if same:
                     if order[id(a)] < order[id(b)]:
                         continue  # report the later copy only
@@ -825,6 +831,17 @@ def _shadow_checks(ctx: LintContext) -> Iterator[Diagnostic]:
                     continue
                 reported.add((code, a.rule_id))
                 yield finding(code, message, a.span)
+
+
+def _rule_ports(block_port: int | None, rule: model.Rule) -> frozenset[int] | None:
+    """The ports a rule holds on (None: every port)."""
+    if block_port is None:
+        return rule.ports
+    return frozenset({block_port}) if rule.ports is None else rule.ports & {block_port}
+
+
+def _ports_cover(outer: frozenset[int] | None, inner: frozenset[int] | None) -> bool:
+    return outer is None or (inner is not None and inner <= outer)
 
 
 class _CoverIndex:
@@ -1001,6 +1018,9 @@ def path_covers(q: PathPattern, p: PathPattern) -> bool:
             return False
     elif p.rest or len(p.segments) != len(q.segments):
         return False
+    # `{*}` is one non-empty segment: it covers another `{*}` or a literal, never the
+    # empty last segment of a trailing slash (`/items/`, `/`).
     return all(
-        want is None or want == got for want, got in zip(q.segments, p.segments, strict=False)
+        (want is None and got != "") or want == got
+        for want, got in zip(q.segments, p.segments, strict=False)
     )

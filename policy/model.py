@@ -16,7 +16,7 @@ from typing import Literal
 from .diagnostics import Span
 from .nodes import dotted_name
 from .paths import PathPattern
-from .request import canonical_ip, host_name
+from .request import canonical_ip, canonical_network, host_name
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Effect = Literal["allow", "deny"]
@@ -126,9 +126,12 @@ Value = str | int | float | bool | tuple["Value", ...]
 
 def canonical_operand(op: str, attribute: AttributeRef, value: Value) -> Value:
     """A comparison's constant in the spelling the request's value is compared in: an
-    address as :func:`canonical_ip` writes it, a host lower-case without port or trailing
-    dot. The checker and the bundle loader both apply it, so a bundle written before a
-    spelling changed still decides as its source does today."""
+    address as :func:`canonical_ip` writes it, a network as :func:`canonical_network`
+    does, a host lower-case without port or trailing dot. The checker and the bundle
+    loader both apply it, so a bundle written before a spelling changed still decides as
+    its source does today."""
+    if op == "within":
+        return _map_strings(value, canonical_network)
     if op not in ("==", "!=", "in"):
         return value
     if attribute.type == "ip":

@@ -198,6 +198,18 @@ def canonical_ip(text: str) -> str:
         return text
 
 
+def canonical_network(text: str) -> str:
+    """A network in the spelling rules match it in: an IPv4-mapped IPv6 network
+    (``::ffff:10.0.0.0/104``) is its IPv4 network, as a mapped address is its IPv4
+    address (:func:`source_address`); written as IPv6 it would never match. Raises
+    ValueError for text that is not a network (host bits set included)."""
+    network = ipaddress.ip_network(text, strict=True)
+    mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+    if mapped is not None and network.prefixlen >= 96:
+        return str(ipaddress.IPv4Network((mapped, network.prefixlen - 96)))
+    return str(network)
+
+
 def source_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """A source IP as rules match it; raises ValueError when ``text`` is not an address.
     An IPv4-mapped IPv6 address (``::ffff:10.1.2.3``, as dual-stack listeners report IPv4

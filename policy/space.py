@@ -577,7 +577,9 @@ class _Atoms:
         for td in tds:
             out.add(f"spiffe://{td}/{FRESH}")
             out.update(f"spiffe://{td}/ns/{FRESH}/sa/{sa}" for sa in accounts)
-        out.add(f"spiffe://{_FRESH_TD}/ns/{FRESH}/sa/{FRESH}")
+        # Callers of a trust domain no rule names, with every account a condition names
+        # (`from authenticated when source.service_account == "web"`).
+        out.update(f"spiffe://{_FRESH_TD}/ns/{FRESH}/sa/{sa}" for sa in accounts)
         valid = []
         for text in sorted(out):
             try:

@@ -109,6 +109,10 @@ def find_test_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def read_cases(text: str, file: str) -> list[Case]:
     """Parse one test file's text (YAML, or JSON which is YAML too)."""
+    if file.endswith(".json"):
+        # JSON may indent with tabs, YAML may not. In valid JSON a raw tab is only ever
+        # whitespace (inside strings it is written \t): a space reads the same.
+        text = text.replace("\t", " ")
     try:
         root = yaml.compose(text)
         doc = yaml.safe_load(text)

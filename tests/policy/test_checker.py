@@ -114,6 +114,22 @@ def test_default_is_refused_when_a_service_is_extended_across_files():
     assert only(diags, "default-in-extended-service").span.file == "f0.policy"
 
 
+def test_each_port_may_have_its_default_where_one_block_decides_it(policy):
+    # Blocks on different ports share no request: each sets its own port's default.
+    p = policy(
+        "service s:8080 { default allow\n deny GET /admin }",
+        "service s:9090 { allow GET /b }",
+    )
+    assert p.decide("s", path="/x", port=8080).allowed
+    assert not p.decide("s", path="/admin", port=8080).allowed
+    assert not p.decide("s", path="/x", port=9090).allowed
+    # A block on every port shares port 8080's requests: its rules would be decided under
+    # a default another file set.
+    diags = check_errors("service s:8080 { default allow }", "service s { allow GET /b }")
+    d = only(diags, "default-in-extended-service")
+    assert d.span.file == "f0.policy" and "on port 8080 is written in 2 blocks" in d.message
+
+
 def test_principal_set_cycles_and_reserved_names():
     diags = check_errors(
         """

@@ -105,6 +105,15 @@ def test_a_condition_change_is_found_with_its_example() -> None:
     assert example.principal is not None and "/ns/checkout/" in example.principal
 
 
+def test_a_service_account_condition_change_is_found() -> None:
+    rule = 'service s.x {{ @id("a") allow GET /a from authenticated when {} }}'
+    old = _policy(rule.format('source.service_account == "web"'))
+    new = _policy(rule.format('source.service_account == "api"'))
+    (d,) = diff_policies(old, new).changed
+    flips = {(c.direction, c.examples[0].principal.rsplit("/", 1)[-1]) for c in d.changes}
+    assert flips == {("narrower", "web"), ("wider", "api")}
+
+
 def test_narrower_and_wider_at_once() -> None:
     old = _policy(
         """

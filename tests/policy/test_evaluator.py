@@ -391,3 +391,23 @@ def test_explain_names_the_callers_ip_when_a_rule_asks_for_one():
     ):
         (trace,) = explain(loaded.policy, Request("s", "GET", "/a", source_ip=ip)).traces
         assert trace.reasons == (f'caller {who} is not ip "10.0.0.0/8"',)
+
+
+def test_a_network_written_ipv4_mapped_is_its_ipv4_network(policy):
+    # Mapped addresses are decided as IPv4: written as IPv6, the network matched nothing.
+    p = policy(
+        TD
+        + """
+        service s {
+          allow * from any
+          @id("lan") deny GET /a from ip "::ffff:10.0.0.0/104"
+          @id("lan-cond") deny GET /b when source.ip within ["::ffff:10.0.0.0/104"]
+        }
+        """
+    )
+    for ip in ("10.0.0.5", "::ffff:10.0.0.5"):
+        assert p.decide("s", path="/a", source_ip=ip).rule_ids == ("lan",)
+        assert p.decide("s", path="/b", source_ip=ip).rule_ids == ("lan-cond",)
+    assert p.decide("s", path="/a", source_ip="192.0.2.1").allowed
+    rule = next(r for r in p.loaded.policy.rules() if r.rule_id == "lan")
+    assert [s.value for s in rule.sources] == ["10.0.0.0/8"]

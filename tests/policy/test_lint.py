@@ -420,6 +420,55 @@ def test_a_port_block_rule_is_shadowed_by_an_any_port_rule() -> None:
     assert "shadowed-allow" in codes(body)
 
 
+def test_a_rule_of_a_port_block_never_hides_a_rule_of_every_port() -> None:
+    # Deleting the any-port rule as advised would open /old and /admin on other ports.
+    body = """
+    service web.default:8080 {
+      @id("old-8080") deny * /old/{**}
+      @id("admin-8080") deny * /admin/{**}
+      @id("open-8080") allow GET /open/x from any
+    }
+    service web.default {
+      @id("block-old") deny * /old/{**}
+      @id("admin-get") deny GET /admin/{**}
+      @id("open") allow GET /open/{*} from any
+    }"""
+    # (code, the rule a finding is about: the first one its message names)
+    about = {(f.code, f.message.split("rule ", 1)[1].split()[0]) for f in findings(body)}
+    for rule in ("block-old", "admin-get", "open"):
+        assert not {c for c, r in about if r == rule} & {
+            "duplicate-rule",
+            "shadowed-deny",
+            "shadowed-allow",
+            "overridden-allow",
+        }, rule
+    # The other way round stays a finding: the any-port rules hold on 8080 too.
+    assert ("duplicate-rule", "old-8080") in about or ("shadowed-deny", "old-8080") in about
+    assert ("shadowed-allow", "open-8080") in about
+
+
+def test_one_segment_never_covers_a_trailing_slash_or_the_root() -> None:
+    body = """
+    service web.default {
+      @id("items") allow GET /items/{*} from any
+      @id("items-slash") allow GET /items/ from any
+      @id("top") allow GET /{*} from any
+      @id("root") allow GET / from any
+    }"""
+    shadowed = {f.message.split()[3] for f in findings(body) if f.code == "shadowed-allow"}
+    assert not shadowed & {"items-slash", "root"}
+
+
+def test_a_condition_on_the_service_account_alone_is_satisfiable() -> None:
+    for effect in ("allow", "deny"):
+        body = f"""
+        service web.default {{
+          @id("a") {effect} GET /a from authenticated when source.service_account == "web"
+          @id("b") {effect} GET /b from authenticated when source.service_account matches "w*"
+        }}"""
+        assert "unsatisfiable-condition" not in codes(body), effect
+
+
 def test_negative_method_condition_suggests_the_method_list() -> None:
     body = """
     service web.default {

@@ -134,3 +134,12 @@ def test_test_files_are_found_by_suffix(tmp_path: Path) -> None:
     (tmp_path / "requests.json").write_text("[]")
     found = [p.relative_to(tmp_path).as_posix() for p in find_test_files([tmp_path])]
     assert found == ["a.policytest.yaml", "sub/b.policytest.json"]
+
+
+def test_a_json_file_indented_with_tabs_is_read() -> None:
+    # JSON allows tabs between tokens; the YAML reader (which reads JSON too) does not.
+    request = '{"destination": "reviews.default", "method": "GET", "path": "/x"}'
+    text = '{\n\t"cases": [\n\t\t{\n\t\t\t"name": "tab\\there",\n'
+    text += f'\t\t\t"request": {request},\n\t\t\t"expect": "deny"\n\t\t}}\n\t]\n}}\n'
+    (case,) = read_cases(text, "t.policytest.json")
+    assert case.name == "tab\there" and case.line == 3
