@@ -37,7 +37,8 @@ def edges(policy: model.PolicySet, merge: bool = True) -> list[Edge]:
     for key, service in policy.services.items():
         for rule in service.rules:
             kind: EdgeKind = "audit" if rule.audit else rule.effect
-            label = _operation(rule)
+            # An audit edge may hold both effects: each line says which it would have.
+            label = f"would {rule.effect} {_operation(rule)}" if rule.audit else _operation(rule)
             for source in rule.sources:
                 group = labels.setdefault((caller_name(source, single_td), str(key), kind), [])
                 if label not in group:
@@ -69,7 +70,8 @@ def caller_name(source: model.Source, trust_domain: str | None = None) -> str:
     ident = peer_identity(source.value)
     if ident is not None and ident.namespace is not None and ident.trust_domain == trust_domain:
         return f"{ident.namespace}/{ident.service_account}"
-    return source.value.removeprefix("spiffe://")
+    # Whole: shortened, spiffe://default/web would be the workload default/web above.
+    return source.value
 
 
 def _operation(rule: model.Rule) -> str:

@@ -34,7 +34,12 @@ def test_edges_merge_rules_per_caller_service_and_kind() -> None:
             "GET /reviews/{*}\nPOST /reviews (conditional)",
         ),
         Edge("namespace ops", "reviews.default", "allow", "GET /reviews/{*}"),
-        Edge("partner.example/x", "reviews.default", "audit", "any method /v1/{**}"),
+        Edge(
+            "spiffe://partner.example/x",
+            "reviews.default",
+            "audit",
+            "would deny any method /v1/{**}",
+        ),
     ]
 
 
@@ -53,7 +58,7 @@ def test_dot_escapes_and_styles() -> None:
     text = render_dot(_edges())
     assert text.startswith("digraph meshward {") and text.endswith("}")
     assert 'c1 -> s0 [label="GET /reviews/{*}\\nPOST /reviews (conditional)"' in text
-    assert 'label="audit: any method /v1/{**}", color="#888888"' in text
+    assert 'label="audit: would deny any method /v1/{**}", color="#888888"' in text
 
 
 def test_mermaid_labels_cannot_break_out_of_quotes() -> None:
@@ -70,3 +75,18 @@ def test_edge_changes_are_added_and_removed() -> None:
         (Edge("c", "s", "allow", "GET /y"), "added"),
         (Edge("b", "s", "allow", "GET /y"), "removed"),
     ]
+
+
+def test_two_callers_never_share_a_node_and_audit_lines_say_their_effect() -> None:
+    policy = load_texts(
+        {
+            "p.policy": 'trust_domain "default"\nservice s {\n'
+            '  allow GET /a from sa "default/web"\n'  # spiffe://default/ns/default/sa/web
+            '  deny GET /b from "spiffe://default/web"\n'
+            "  audit allow GET /c from any\n  audit deny GET /d from any\n}\n"
+        }
+    ).policy
+    found = {(e.caller, e.kind): e.label for e in edges(policy)}
+    assert found[("default/web", "allow")] == "GET /a"
+    assert found[("spiffe://default/web", "deny")] == "GET /b"
+    assert found[("any caller", "audit")] == "would allow GET /c\nwould deny GET /d"
