@@ -645,6 +645,10 @@ class _Atoms:
         strings = [x for x in items if isinstance(x, str)]
         if len(strings) > 1:
             out.append(" ".join(strings))  # a space-separated claim such as `scope`
+        if items:
+            # Lists holding a value of another kind than the one looked for (`[1]` for
+            # `contains "a"`): the comparison fails, and a deny matches there.
+            out.extend(([FRESH], [-1.5], [False], [items[0], -1.5]))
         return out
 
 

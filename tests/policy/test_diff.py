@@ -114,6 +114,20 @@ def test_a_service_account_condition_change_is_found() -> None:
     assert flips == {("narrower", "web"), ("wider", "api")}
 
 
+def test_a_list_claim_of_another_kind_is_its_own_kind_of_request() -> None:
+    # `jwt.g contains "a"` cannot be evaluated on [1]: the new deny matches there.
+    old = _policy('service s.x { @id("a") allow * from any when not (jwt.g contains 3) }')
+    new = _policy(
+        'service s.x {\n @id("a") allow * from any when not (jwt.g contains 3)\n'
+        ' @id("d") deny * when jwt.g contains "a"\n}'
+    )
+    (d,) = diff_policies(old, new).changed
+    (change,) = d.changes
+    assert (change.direction, change.after_rules) == ("narrower", ("d",))
+    example = change.examples[0]
+    assert example.jwt is not None and not any(isinstance(v, str) for v in example.jwt["g"])
+
+
 def test_narrower_and_wider_at_once() -> None:
     old = _policy(
         """
