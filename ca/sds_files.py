@@ -41,6 +41,12 @@ _versions = itertools.count()
 _SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
+def _writer() -> str:
+    """The end of the names of this process's versions and temporary links (see
+    :func:`_written_by_another_live_process`); asked at each write: a fork changes it."""
+    return f".pid{os.getpid()}"
+
+
 def stage_version(
     directory: Path, files: Mapping[str, bytes], secret: frozenset[str], *, sync: bool = True
 ) -> Path:
@@ -49,7 +55,7 @@ def stage_version(
     :func:`publish_version`, or a crash could publish empty files."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y_%m_%d_%H_%M_%S.%f")
-    version = directory / f"..{stamp}.{next(_versions)}.{os.getpid()}"
+    version = directory / f"..{stamp}.{next(_versions)}{_writer()}"
     os.mkdir(version, 0o755)
     for name, data in files.items():
         write_new_file(version / name, data, 0o600 if name in secret else 0o644, sync=sync)
@@ -60,7 +66,7 @@ def stage_version(
 
 def publish_version(directory: Path, version: Path, *, sync: bool = True) -> None:
     """Make a staged version current by renaming ``..data`` onto it, then drop older ones."""
-    tmp_link = directory / f"..data_tmp.{os.getpid()}"
+    tmp_link = directory / f"..data_tmp{_writer()}"
     _symlink_over(version.name, tmp_link)
     os.replace(tmp_link, directory / DATA_LINK)
     for name in os.listdir(version):
@@ -94,7 +100,7 @@ def _ensure_user_link(directory: Path, name: str) -> None:
             return
     except OSError:
         pass  # missing, or not a link: (re)create it
-    tmp = directory / f"..{name}.tmp.{os.getpid()}"
+    tmp = directory / f"..{name}.tmp{_writer()}"
     _symlink_over(target, tmp)
     os.replace(tmp, link)
 
@@ -113,14 +119,23 @@ def _remove_old_versions(directory: Path, keep: str) -> None:
 
 
 def _written_by_another_live_process(name: str) -> bool:
-    """Whether a version or temporary link was made by another process that still runs
-    (its name ends in the writer's process id). Two writers on one directory (two
-    rotation services, or ``ca issue --out`` into a managed directory) then never delete
-    what the other has staged but not yet published, which would leave ``..data``
-    dangling. A process id reused after a crash only delays a leftover's removal."""
-    pid_text = name.rsplit(".", 1)[-1]
-    if not pid_text.isdigit():
+    """Whether a version, a temporary link or a temporary file was made by another
+    process that still runs (its name ends in ``.pid<N>``, or for an :func:`atomic_write`
+    temporary in ``.<N>``). Two writers on one directory (two rotation services, or
+    ``ca issue --out`` into a managed directory) then never delete what the other has
+    staged but not yet published, which would leave ``..data`` dangling. Process ids are
+    only told apart within one process namespace: writers in different containers
+    sharing a volume are not. A process id reused after a crash only delays a leftover's
+    removal."""
+    last = name.rsplit(".", 1)[-1]
+    if name.startswith(TEMP_PREFIX):
+        pid_text = last
+    elif last.startswith("pid"):
+        pid_text = last[3:]
+    else:
         return False  # no writer named: a leftover of an older layout
+    if not pid_text.isdigit():
+        return False
     pid = int(pid_text)
     if pid <= 1 or pid == os.getpid():  # (0 would name our process group)
         return False

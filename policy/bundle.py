@@ -308,18 +308,11 @@ def _load_source(v: Any) -> model.Source:
         check_trust_domain(td)
         if not slash or not ns:
             raise BundleError(f"a namespace source is trust-domain/namespace: {value!r}")
-        if "/" in ns or parse_spiffe_id(f"spiffe://{td}/ns/{ns}/sa/x").namespace != ns:
+        if not model.NAMESPACE_PATTERN.fullmatch(ns):
             raise BundleError(f"not a namespace: {ns!r}")
     elif kind == "cidr":
         value = canonical_network(value)  # as the checker writes it today
     return model.Source(kind, value)
-
-
-def _sources(v: Any) -> list[Any]:
-    sources = _list(v, "sources")
-    if not sources:  # a rule without `from` holds the `any` source
-        raise BundleError("an empty list of sources")
-    return sources
 
 
 def _load_rule(v: Any) -> model.Rule:
@@ -346,7 +339,8 @@ def _load_rule(v: Any) -> model.Rule:
             if ports is not None
             else None
         ),
-        sources=tuple(_load_source(x) for x in _sources(r.get("sources"))),
+        # (Empty for a rule `from` an empty principal set: it matches no caller.)
+        sources=tuple(_load_source(x) for x in _list(r.get("sources"), "sources")),
         when=_load_cond(r.get("when")),
         unless=_load_cond(r.get("unless")),
         span=Span(*span),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from .request import canonical_network
 RESERVED_NAMES = frozenset(
     {"any", "authenticated", "unauthenticated", "namespace", "sa", "trust_domain", "ip"}
 )
-_NAMESPACE = re.compile(r"[A-Za-z0-9._-]+")
 _ROOTS = ("source", "request", "jwt", "destination", "connection")
 _KNOWN_ATTRIBUTES = [".".join(k) for k in model.FIXED_ATTRIBUTES] + [
     'request.headers["name"]',
@@ -341,7 +339,7 @@ class _Checker:
         if kind == "namespace":
             if td is None:
                 return ()
-            if not _NAMESPACE.fullmatch(value):
+            if not model.NAMESPACE_PATTERN.fullmatch(value):
                 self.error("bad-namespace", f"{value!r} is not a namespace name", term.span)
                 return ()
             return (model.Source("namespace", f"{td}/{value}"),)

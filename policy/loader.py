@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,25 +30,29 @@ class LoadedPolicy:
 
 def policy_files(paths: Iterable[str | Path]) -> list[Path]:
     """The policy files named by ``paths``: files as given, directories searched
-    recursively for regular ``*.policy`` files, in a stable order.
-
-    A search skips every name starting with ``.``: editors' lock and swap files, and the
-    ``..data`` link and timestamped copies of a Kubernetes ConfigMap volume, whose files
-    appear again as links at its top (read twice, every rule would be a duplicate).
-    """
+    recursively for ``*.policy`` (see :func:`search`), in a stable order."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found = (
-                f
-                for f in p.rglob(f"*{POLICY_SUFFIX}")
-                if not any(part.startswith(".") for part in f.relative_to(p).parts)
-                and f.is_file()  # not a directory, a FIFO or a dangling link
-            )
-            out.extend(sorted(found))
-        else:
-            out.append(p)
+        out.extend(search(p, (POLICY_SUFFIX,)) if p.is_dir() else [p])
     return list(dict.fromkeys(out))
+
+
+def search(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The regular files under ``directory`` whose names end in one of ``suffixes``,
+    sorted. Names starting with ``.`` are skipped, and hidden folders never entered:
+    editors' lock and swap files, and the ``..data`` link and timestamped copies of a
+    Kubernetes ConfigMap volume, whose files appear again as links at its top (read twice,
+    every rule would be a duplicate) and whose old copy the kubelet deletes at any time
+    (a folder that vanishes mid-search is skipped, not an error)."""
+    found = []
+    for root, folders, files in os.walk(directory):
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        for name in files:
+            path = Path(root, name)
+            # (a regular file: not a FIFO, which would block a read, nor a dangling link)
+            if not name.startswith(".") and name.endswith(suffixes) and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 class ParseCache:

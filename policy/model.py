@@ -237,6 +237,7 @@ class Source:
 # hosts lower-case without a port, optionally `*.` and a suffix.
 METHOD_PATTERN = re.compile(r"[A-Z][A-Z_-]*")
 SERVICE_NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")  # the grammar's
+NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # in `namespace` and `sa` sources
 HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 

@@ -34,6 +34,7 @@ from . import model
 from .compiler import compile_policy
 from .decision import Decision
 from .evaluator import evaluate
+from .loader import search
 from .reference import Explanation, explain
 from .request import Request, RequestError
 
@@ -101,7 +102,7 @@ def find_test_files(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.name.endswith(TEST_SUFFIXES)))
+            out.extend(search(p, TEST_SUFFIXES))
         elif p.name.endswith(TEST_SUFFIXES):
             out.append(p)
     return list(dict.fromkeys(out))

@@ -150,6 +150,8 @@ class PolicyHolder:
             if after == self._tried:
                 return self._build(texts)
             self._tried = after
+        # Nothing was read whole: record no signature, so the next poll sees a change.
+        self._tried = ()
         raise OSError("the policy files kept changing while they were read; not loaded")
 
     def _build(self, texts: dict[str, str]) -> CompiledPolicy:
@@ -245,13 +247,16 @@ class PolicyWatcher:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if asked:
-                settling = None
-                self._holder.reload()
-            elif self._settings.watch:
-                change = self._holder.changed()
-                if change is not None and change == settling:
+            try:
+                if asked:
                     settling = None
                     self._holder.reload()
-                else:
-                    settling = change
+                elif self._settings.watch:
+                    change = self._holder.changed()
+                    if change is not None and change == settling:
+                        settling = None
+                        self._holder.reload()
+                    else:
+                        settling = change
+            except Exception:  # the watcher must outlive any one poll (a folder vanishing)
+                log.exception("policy watch poll failed; trying again at the next poll")

@@ -90,7 +90,7 @@ class CheckApp:
         host = headers.get("host")
         destinations = self._destinations
         return CheckInput(
-            scope["method"],
+            scope["method"].upper(),  # as in gRPC mode (httptools refuses `delete` today)
             path,
             host,
             headers,

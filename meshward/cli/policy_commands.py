@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from meshward.ca.fsio import replace_file
 from meshward.policy import (
     BundleError,
     CompiledPolicy,
@@ -77,8 +78,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.paths, args.error_format)
     if isinstance(loaded, int):
         return loaded
-    try:
-        bundles.write(loaded.policy, args.output)
+    try:  # replaced whole: a server rereading it never finds half a bundle
+        replace_file(Path(args.output), bundles.dumps(loaded.policy).encode())
     except OSError as exc:
         print(f"meshward: cannot write the bundle: {exc}", file=sys.stderr)
         return EXIT_USAGE

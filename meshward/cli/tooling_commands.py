@@ -354,7 +354,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             print(f"would reformat {path}")
         else:
             # Encoded first, then swapped in whole: a failure leaves the file as it was.
-            replace_file(path, formatted.encode("utf-8"))
+            try:
+                replace_file(path, formatted.encode("utf-8"))
+            except OSError as exc:
+                print(f"meshward: cannot write {path}: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             print(f"reformatted {path}", file=sys.stderr)
     verb = "would be reformatted" if args.check or args.diff else "reformatted"
     print(

@@ -123,11 +123,14 @@ def test_a_version_another_running_writer_staged_is_left_to_it(
     # published would leave `..data` pointing at nothing once it publishes.
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        staged = tmp_path / f"..2026_01_01_00_00_00.000000.0.{other.pid}"
+        staged = tmp_path / f"..2026_01_01_00_00_00.000000.0.pid{other.pid}"
         staged.mkdir(parents=True)
+        # The older layout ended in a counter: one equal to a running pid names no writer.
+        older = tmp_path / f"..2025_01_01_00_00_00.000000.1.{other.pid}"
+        older.mkdir()
         write_svid_files(tmp_path, make_svid(), bundle)
         repair(tmp_path)
-        assert staged.is_dir()
+        assert staged.is_dir() and not older.exists()
     finally:
         other.kill()
         other.wait(timeout=10)

@@ -123,7 +123,6 @@ EDITS = {
         name="Pay\nments"
     ),
     "an empty method list": lambda d: _first_rule(d).update(methods=[]),
-    "an empty source list": lambda d: _first_rule(d).update(sources=[]),
     "`in` with one value": lambda d: _first_rule(d).update(
         when={"cmp": "in", "attr": ["jwt", "x"], "type": "any", "value": "a"}
     ),
@@ -218,3 +217,15 @@ def test_constants_of_an_older_spelling_decide_as_the_source_does_today(tmp_path
     ip = evaluate(compiled, Request("s", "GET", "/ip", source_ip="10.0.0.5"))
     host = evaluate(compiled, Request("s", "GET", "/host", host="admin.local:8443"))
     assert (ip.rule_ids, host.rule_ids) == (("ip",), ("host",))
+
+
+def test_every_policy_the_checker_accepts_loads_from_its_bundle(tmp_path):
+    # Rules the loader's checks must not refuse: a rule `from` an empty principal set
+    # (no sources: it matches no caller) and namespaces of dots.
+    text = (
+        'trust_domain "td"\nprincipals blocked = []\n'
+        "service s { deny GET /a from blocked\n"
+        ' allow GET /b from namespace ".", namespace ".."\n}\n'
+    )
+    policy = load_texts({"p.policy": text}).policy
+    assert bundle.loads(bundle.dumps(policy)) == policy

@@ -17,6 +17,7 @@ from meshward.policy.testing import (
     render_trace,
     run_cases,
 )
+from meshward.testing import configmap
 
 POLICY = textwrap.dedent(
     """\
@@ -143,3 +144,10 @@ def test_a_json_file_indented_with_tabs_is_read() -> None:
     text += f'\t\t\t"request": {request},\n\t\t\t"expect": "deny"\n\t\t}}\n\t]\n}}\n'
     (case,) = read_cases(text, "t.policytest.json")
     assert case.name == "tab\there" and case.line == 3
+
+
+def test_test_files_are_searched_as_policies_are(tmp_path: Path) -> None:
+    # A ConfigMap volume: the kubelet's hidden copy is not found a second time.
+    configmap.publish(tmp_path, {"a.policytest.yaml": CASES}, "2026_11_28_1")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_test_files([tmp_path])]
+    assert found == ["a.policytest.yaml"]

@@ -219,3 +219,46 @@ def test_unchanged_files_are_not_parsed_again(
     assert holder.reload().ok
     assert sorted(calls) == ["a.policy", "b.policy", "b.policy"]
     assert holder.policy is not None and holder.policy.rule_count == 2
+
+
+def test_the_watcher_outlives_a_failing_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A ConfigMap's old folder vanishing under a directory search must not end the watch.
+    with _watched(tmp_path, 0.1) as (source, holder, _, _):
+        real = holder.changed
+        failures = iter([FileNotFoundError("..2026_old vanished")])
+
+        def changed() -> Any:
+            for exc in failures:
+                raise exc
+            return real()
+
+        monkeypatch.setattr(holder, "changed", changed)
+        time.sleep(0.3)  # the failing poll has happened
+        _bump(source, BETTER)
+        assert eventually(lambda: holder.policy is not None and holder.policy.rule_count == 2)
+
+
+def test_files_that_kept_changing_while_read_are_loaded_once_they_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "a.policy"
+    _bump(source, GOOD)
+    holder = PolicyHolder(PolicySettings(paths=[tmp_path]))
+    assert holder.reload().ok
+    real_read = loader.read_policy_text
+    writes = iter(range(3))  # a write during each of the three reads
+
+    def read(path: Path) -> str:
+        text = real_read(path)
+        for n in writes:
+            _bump(source, BETTER + f"# {n}\n")
+            break
+        return text
+
+    monkeypatch.setattr("meshward.authz.holder.read_policy_text", read)
+    result = holder.reload()
+    assert not result.ok and "kept changing" in (result.error or "")
+    assert holder.changed() is not None  # so the watcher tries again
+    assert holder.reload().ok and holder.policy is not None and holder.policy.rule_count == 2

@@ -125,3 +125,11 @@ def test_the_port_is_read_from_envoys_port_header_not_the_host(
     assert (
         asgi_call(app, "GET", "/check/admin/x", {**dest, "host": "ports:9000"}).status_code == 403
     )
+
+
+def test_the_method_is_read_in_upper_case(make_authorizer: MakeAuthorizer) -> None:
+    # As in gRPC mode: a rule's DELETE is the request's `delete`, however the server
+    # in front spells it.
+    app = build_http_app(make_authorizer())
+    scope = {"type": "http", "method": "delete", "path": "/check/x", "headers": []}
+    assert app._input(scope, b"/check/x").method == "DELETE"
