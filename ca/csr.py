@@ -47,7 +47,11 @@ def approve_csr(data: bytes, entitled: SpiffeId) -> ApprovedCsr:
         raise CsrRefused(
             f"the CSR is signed with {digest.name}, which is refused", code="weak-hash"
         )
-    if not csr.is_signature_valid:
+    try:
+        valid = csr.is_signature_valid
+    except UnsupportedAlgorithm as exc:  # a key type or curve this library cannot verify
+        raise CsrRefused(f"the CSR's key is not supported: {exc}", code="unsupported-key") from None
+    if not valid:
         raise CsrRefused("the CSR's signature does not verify", code="bad-signature")
     try:
         public_key = check_public_key(csr.public_key())
@@ -55,7 +59,7 @@ def approve_csr(data: bytes, entitled: SpiffeId) -> ApprovedCsr:
         raise CsrRefused(str(exc), code=exc.code) from None
     try:
         extensions = csr.extensions
-    except ValueError as exc:  # an extension that does not parse
+    except (ValueError, x509.DuplicateExtension) as exc:  # unparsable, or given twice
         raise CsrRefused(f"cannot read the CSR's extensions: {exc}", code="malformed") from None
     for ext in extensions:
         value = ext.value

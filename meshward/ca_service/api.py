@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from meshward.ca.csr import approve_csr
-from meshward.ca.errors import CaError, JwtSvidInvalid
+from meshward.ca.errors import CaError, CsrRefused, JwtSvidInvalid
 from meshward.ca.jwt_svid import DEFAULT_JWT_TTL, validate_jwt_svid
 from meshward.ca.manager import MAX_JWT_TTL, TrustDomainCa
 from meshward.ca.spiffe_id import SpiffeId
@@ -108,7 +108,11 @@ def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) 
 
     @app.post("/v1/x509-svid")
     def sign_csr(body: X509SvidRequest, spiffe_id: Caller) -> X509SvidResponse:
-        approved = approve_csr(body.csr.encode(), spiffe_id)
+        try:
+            pem = body.csr.encode()
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape
+            raise CsrRefused("the CSR is not PEM text", code="malformed") from None
+        approved = approve_csr(pem, spiffe_id)
         requested = dt.timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else max_ttl
         ttl = min(requested, max_ttl)
         svid = ca.issue_x509(approved.spiffe_id, approved.public_key, ttl=ttl)

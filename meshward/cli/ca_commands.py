@@ -200,6 +200,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     policy = RenewalPolicy(ttl=args.ttl, fraction=args.renew_at, jitter=args.jitter)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    sockets = [socket.resolve() for _, socket in args.workload_api]
+    if len(set(sockets)) != len(sockets):  # one would be replaced by the next
+        raise ValueError("two --workload-api identities name the same socket")
     rotator = Rotator(ca, args.workload, policy)
     if args.envoy_config:
         for workload in args.workload:

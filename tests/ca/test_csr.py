@@ -145,3 +145,34 @@ def test_refused_when_signed_with_sha1_and_told_why(openssl_binary: str, tmp_pat
     with pytest.raises(CsrRefused, match="sha1") as caught:
         approve_csr(pem, WEB)
     assert caught.value.code == "weak-hash"
+
+
+def _resigned(tbs: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A DER CSR of an edited ``tbs``, signed again so that only the edit is wrong."""
+
+    def tlv(tag: int, body: bytes) -> bytes:
+        n = len(body)  # DER: the length in as few bytes as it takes
+        size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return bytes([tag]) + (size if n < 0x80 else bytes([0x80 | len(size)]) + size) + body
+
+    ecdsa_sha256 = tlv(0x30, tlv(0x06, bytes.fromhex("2a8648ce3d040302")))
+    signature = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    return tlv(0x30, tbs + ecdsa_sha256 + tlv(0x03, b"\x00" + signature))
+
+
+def test_refused_when_an_extension_is_given_twice() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    twice = [
+        x509.UnrecognizedExtension(x509.ObjectIdentifier(f"1.2.3.{n}"), b"\x05\x00") for n in (4, 5)
+    ]
+    tbs = _csr(key, extensions=twice).tbs_certrequest_bytes
+    # 1.2.3.5 renamed 1.2.3.4: cryptography raises DuplicateExtension, not a ValueError.
+    edited = tbs.replace(bytes.fromhex("06032a0305"), bytes.fromhex("06032a0304"))
+    assert _refusal(_resigned(edited, key)) == "malformed"
+
+
+def test_refused_when_the_key_names_an_unknown_curve() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    p256 = bytes.fromhex("06082a8648ce3d030107")
+    tbs = _csr(key).tbs_certrequest_bytes
+    assert _refusal(_resigned(tbs.replace(p256, p256[:-1] + b"\x09"), key)) == "unsupported-key"

@@ -78,6 +78,14 @@ def test_csr_for_someone_else_is_refused(client: TestClient, ca: TrustDomainCa) 
     assert response.json()["error"] == "identity-mismatch"
 
 
+def test_a_csr_that_is_no_text_is_refused(client: TestClient, ca: TrustDomainCa) -> None:
+    # A lone surrogate (a JSON \ud800 escape) cannot even be encoded: a 500 before.
+    body = b'{"csr": "\\ud800"}'
+    headers = {**_auth(ca), "content-type": "application/json"}
+    response = client.post("/v1/x509-svid", content=body, headers=headers)
+    assert response.status_code == 400 and response.json()["error"] == "malformed"
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -121,6 +121,20 @@ def test_bad_input_is_a_usage_error_naming_the_rule(
     assert code == 1 and "already holds a CA" in err
 
 
+def test_two_identities_on_one_workload_api_socket_are_refused(
+    ca_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The second would replace the first: workload a would be served b's SVIDs.
+    a, b = (
+        f"spiffe://{TD}/{n}={tmp_path / d / 'agent.sock'}" for n, d in (("a", "s"), ("b", "s/."))
+    )
+    (tmp_path / "s").mkdir()
+    code, _, err = run(
+        capsys, "serve", "--dir", str(ca_dir), "--workload-api", a, "--workload-api", b
+    )
+    assert code == 2 and "name the same socket" in err
+
+
 def test_serve_once_renews_every_workload(
     ca_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
