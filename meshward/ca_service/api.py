@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshward.ca.csr import approve_csr
 from meshward.ca.errors import CaError, CsrRefused, JwtSvidInvalid
@@ -59,9 +60,15 @@ class JwtSvidResponse(BaseModel):
     token: str
 
 
+# A request body larger than this is refused before it is read: a CSR or a JWT request is
+# a few KiB, and the API answers callers it has not yet authenticated.
+MAX_BODY_BYTES = 64 * 1024
+
+
 def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) -> FastAPI:
     """Build the API for ``ca``; X.509-SVIDs it signs live at most ``max_ttl``."""
     app = FastAPI(title="meshward CA", docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     def caller(authorization: Annotated[str | None, Header()] = None) -> SpiffeId:
         scheme, _, token = (authorization or "").partition(" ")
@@ -142,3 +149,53 @@ def create_app(ca: TrustDomainCa, metrics: CaMetrics, *, max_ttl: dt.timedelta) 
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes is answered 413 as soon as its
+    declared length or the bytes received so far show it, never buffered whole."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self._limit:
+            await _too_large(send)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self._limit:  # a body of no declared length that goes on too long
+                refused = True
+                await _too_large(send)
+                return {"type": "http.disconnect"}  # the app stops reading
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:  # (whatever the app answers a disconnect with goes nowhere)
+                await send(message)
+
+        await self._app(scope, counted, unless_refused)
+
+
+async def _too_large(send: Send) -> None:
+    body = b'{"error":"too-large","detail":"the request body is too large"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -25,7 +25,7 @@ from meshward.ca.manager import TrustDomainCa
 from meshward.ca.spiffe_id import SpiffeId
 from meshward.ca.store import FileStore
 from meshward.ca_service import BOOTSTRAP_AUDIENCE
-from meshward.ca_service.api import create_app
+from meshward.ca_service.api import MAX_BODY_BYTES, create_app
 from meshward.ca_service.metrics import CaMetrics
 
 WEB = SpiffeId.parse("spiffe://example.org/ns/default/sa/web")
@@ -76,6 +76,21 @@ def test_csr_for_someone_else_is_refused(client: TestClient, ca: TrustDomainCa) 
     response = client.post("/v1/x509-svid", json={"csr": csr}, headers=_auth(ca))
     assert response.status_code == 400
     assert response.json()["error"] == "identity-mismatch"
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(client: TestClient) -> None:
+    # Anonymous callers too: a 256 MiB body once grew the server by 560 MiB.
+    big = b"x" * (MAX_BODY_BYTES + 1)
+    response = client.post("/v1/x509-svid", content=big)
+    assert response.status_code == 413 and response.json()["error"] == "too-large"
+
+    def chunks() -> Iterator[bytes]:  # no length declared: counted as it arrives
+        yield from (b"y" * 4096 for _ in range(MAX_BODY_BYTES // 4096 + 2))
+
+    json_body = {"content-type": "application/json"}  # (else the body is never read)
+    response = client.post("/v1/x509-svid", content=chunks(), headers=json_body)
+    assert response.status_code == 413
+    assert client.get("/healthz").status_code == 200
 
 
 def test_a_csr_that_is_no_text_is_refused(client: TestClient, ca: TrustDomainCa) -> None:
